@@ -1,0 +1,6 @@
+CREATE TABLE posts (
+    id BIGINT AUTO_INCREMENT PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    title VARCHAR(255) NOT NULL,
+    FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE = InnoDB;
