@@ -1,0 +1,228 @@
+//! Assembling a service's HTTP application: user routes, framework endpoints, OpenAPI and the
+//! default middleware stack.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+use tower::Layer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use microframework_auth::{AuthConfig, JwtVerifier};
+use microframework_core::{AppContext, BoxError, HealthCheck};
+use microframework_telemetry::{Metrics, MetricsConfig};
+
+use crate::config::HttpConfig;
+use crate::middleware::{RateLimiter, StackOptions, apply_default_stack};
+use crate::routes::{health_routes, metrics_route};
+
+type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
+
+/// Builds the HTTP application of a service.
+///
+/// Add documented routes with [`AppBuilder::api`] (utoipa's `OpenApiRouter`), plain axum routers
+/// with [`AppBuilder::router`], and any tower layer with [`AppBuilder::layer`].
+pub struct AppBuilder {
+    title: String,
+    version: String,
+    api: OpenApiRouter,
+    plain: Vec<Router>,
+    hooks: Vec<RouterHook>,
+    public_paths: Vec<String>,
+}
+
+impl std::fmt::Debug for AppBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppBuilder").field("title", &self.title).field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+/// The assembled application.
+pub struct BuiltApp {
+    /// The router with every route and the default middleware.
+    pub router: Router,
+    /// The OpenAPI document served at `http.openapi.path`.
+    pub openapi: utoipa::openapi::OpenApi,
+    /// The live rate limiter (follows reloads of `http.rate_limit`).
+    pub rate_limiter: RateLimiter,
+}
+
+impl std::fmt::Debug for BuiltApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltApp").finish_non_exhaustive()
+    }
+}
+
+impl AppBuilder {
+    /// A builder for the API titled `title` at `version`.
+    pub fn new(title: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            version: version.into(),
+            api: OpenApiRouter::new(),
+            plain: Vec::new(),
+            hooks: Vec::new(),
+            public_paths: Vec::new(),
+        }
+    }
+
+    /// Adds documented routes.
+    pub fn api(mut self, router: OpenApiRouter) -> Self {
+        self.api = self.api.merge(router);
+        self
+    }
+
+    /// Adds a plain axum router (its routes are not in the OpenAPI document).
+    pub fn router(mut self, router: Router) -> Self {
+        self.plain.push(router);
+        self
+    }
+
+    /// Adds a single plain route.
+    pub fn route(self, path: &str, method_router: MethodRouter) -> Self {
+        self.router(Router::new().route(path, method_router))
+    }
+
+    /// Wraps the service's routes (not the framework endpoints) in `layer`, inside the default stack.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.hooks.push(Box::new(move |r: Router| r.layer(layer)));
+        self
+    }
+
+    /// Exempts `path` (exact, or a prefix ending in `*`) from `auth.jwt.required`.
+    pub fn public_path(mut self, path: impl Into<String>) -> Self {
+        self.public_paths.push(path.into());
+        self
+    }
+
+    /// Reads the `http`, `auth` and `metrics` sections from `ctx` and assembles the application.
+    pub async fn build(self, ctx: &AppContext, metrics: Option<Metrics>) -> Result<BuiltApp, BoxError> {
+        let http: HttpConfig = ctx.config().section("http")?;
+        let auth: AuthConfig = ctx.config().section("auth")?;
+        let metrics_cfg: MetricsConfig = ctx.config().section("metrics")?;
+
+        let mut framework_paths = vec!["/health".to_owned(), "/health/*".to_owned()];
+        if metrics_cfg.enabled {
+            framework_paths.push(metrics_cfg.path.clone());
+        }
+        if http.openapi.enabled {
+            framework_paths.push(http.openapi.path.clone());
+            framework_paths.push(format!("{}*", http.openapi.docs_path.trim_end_matches('/')));
+        }
+
+        let jwt = match auth.jwt.filter(|j| j.enabled) {
+            Some(mut cfg) => {
+                cfg.public_paths.extend(self.public_paths.iter().cloned());
+                let verifier = JwtVerifier::from_config(&cfg).await?;
+                if cfg.jwks_url.is_some() {
+                    let v = verifier.clone();
+                    ctx.health().register(HealthCheck::readiness("jwks", move || {
+                        let v = v.clone();
+                        async move { if v.is_ready() { Ok(()) } else { v.refresh().await.map_err(|e| e.to_string()) } }
+                    }));
+                }
+                Some((verifier, cfg))
+            }
+            None => None,
+        };
+
+        let (user_router, mut openapi) = self.api.split_for_parts();
+        openapi.info.title = self.title.clone();
+        openapi.info.version = self.version.clone();
+        if jwt.is_some() {
+            let components = openapi.components.get_or_insert_with(Default::default);
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            );
+        }
+
+        let mut app = user_router;
+        for plain in self.plain {
+            app = merge(app, plain)?;
+        }
+        for hook in self.hooks {
+            app = hook(app);
+        }
+
+        let (health_router, health_doc) = health_routes(ctx.clone()).split_for_parts();
+        let mut framework = health_router;
+        if let Some(m) = metrics.filter(|_| metrics_cfg.enabled) {
+            framework = merge(framework, metrics_route(&metrics_cfg.path, m.clone()))?;
+            spawn_upkeep(ctx, m);
+        }
+        if http.openapi.enabled {
+            let mut doc = openapi.clone();
+            doc.merge(health_doc);
+            framework = merge(
+                framework,
+                SwaggerUi::new(http.openapi.docs_path.clone()).url(http.openapi.path.clone(), doc).into(),
+            )?;
+        }
+        let app = merge(app, framework)?;
+
+        let rate_limiter = RateLimiter::new(&http.rate_limit, framework_paths.clone());
+        follow_reloads(ctx, rate_limiter.clone());
+        let opts = StackOptions { http, jwt, rate_limiter: rate_limiter.clone(), framework_paths };
+        let router = apply_default_stack(app, &opts);
+        Ok(BuiltApp { router, openapi, rate_limiter })
+    }
+}
+
+/// Merges two routers, turning axum's panic on overlapping routes into an error.
+fn merge(a: Router, b: Router) -> Result<Router, BoxError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| a.merge(b))).map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "overlapping routes".to_owned());
+        format!("conflicting routes: {msg} (a service route may clash with /health, /metrics, /openapi.json or /docs)")
+            .into()
+    })
+}
+
+fn spawn_upkeep(ctx: &AppContext, metrics: Metrics) {
+    let token = ctx.lifecycle().shutdown_token();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tick.tick() => metrics.run_upkeep(),
+            }
+        }
+    });
+}
+
+fn follow_reloads(ctx: &AppContext, limiter: RateLimiter) {
+    let mut rx = ctx.config().subscribe();
+    let token = ctx.lifecycle().shutdown_token();
+    tokio::spawn(async move {
+        let mut cleanup = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = cleanup.tick() => limiter.cleanup(),
+                changed = rx.changed() => {
+                    if changed.is_err() { break }
+                    let cfg = rx.borrow_and_update().clone();
+                    if let Ok(http) = cfg.section::<HttpConfig>("http") {
+                        limiter.update(&http.rate_limit);
+                        tracing::info!(enabled = http.rate_limit.enabled, "rate limits updated");
+                    }
+                }
+            }
+        }
+    });
+}

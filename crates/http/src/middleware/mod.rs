@@ -1,0 +1,141 @@
+//! The default middleware stack and its parts.
+//!
+//! From the outside in: request id → security headers → problem details → span and metrics →
+//! panic catching → CORS → body limit → timeout → JWT authentication → rate limit → your layers
+//! → handler. Each part is switched and tuned in the `http` configuration section (and `auth`
+//! for JWT); [`crate::AppBuilder::layer`] adds any tower layer next to the handlers.
+
+pub mod auth;
+pub mod observe;
+pub mod problem;
+pub mod rate_limit;
+pub mod request_id;
+pub mod security_headers;
+
+use std::any::Any;
+use std::str::FromStr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use microframework_auth::{JwtConfig, JwtVerifier};
+use microframework_core::{ErrorKind, ProblemDetails};
+
+use crate::config::{CorsConfig, HttpConfig};
+
+pub use auth::{JwtAuthLayer, require_auth};
+pub use observe::ObserveLayer;
+pub use problem::ProblemLayer;
+pub use rate_limit::{RateLimitLayer, RateLimiter};
+pub use request_id::{RequestId, RequestIdLayer};
+pub use security_headers::SecurityHeadersLayer;
+
+/// What the default stack needs besides the `http` section.
+#[derive(Clone)]
+pub struct StackOptions {
+    /// The `http` section.
+    pub http: HttpConfig,
+    /// JWT verification, when `auth.jwt` is configured.
+    pub jwt: Option<(JwtVerifier, JwtConfig)>,
+    /// The live rate limiter.
+    pub rate_limiter: RateLimiter,
+    /// Paths of the framework's own endpoints (never authenticated or rate limited).
+    pub framework_paths: Vec<String>,
+}
+
+/// Wraps `router` in the default middleware stack.
+pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
+    let h = &opts.http;
+
+    // Innermost group: all of these keep axum's body type, so they share one layer call.
+    let inner = ServiceBuilder::new()
+        .option_layer(
+            h.timeout
+                .enabled
+                .then(|| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, h.timeout.duration)),
+        )
+        .option_layer(
+            opts.jwt.as_ref().map(|(v, c)| JwtAuthLayer::new(v.clone(), c.clone(), opts.framework_paths.clone())),
+        )
+        .layer(RateLimitLayer::new(opts.rate_limiter.clone()))
+        .layer(if h.body_limit.enabled {
+            DefaultBodyLimit::max(h.body_limit.max.as_usize())
+        } else {
+            DefaultBodyLimit::disable()
+        });
+    let mut router = router.layer(inner);
+
+    if h.body_limit.enabled {
+        router = router.layer(RequestBodyLimitLayer::new(h.body_limit.max.as_usize()));
+    }
+    if h.cors.enabled || !h.cors.allowed_origins.is_empty() {
+        router = router.layer(cors_layer(&h.cors));
+    }
+    if h.catch_panic.enabled {
+        router = router.layer(CatchPanicLayer::custom(panic_response));
+    }
+
+    let outer = ServiceBuilder::new()
+        .option_layer(h.request_id.enabled.then(|| {
+            RequestIdLayer::new(
+                HeaderName::from_str(&h.request_id.header).unwrap_or(HeaderName::from_static("x-request-id")),
+            )
+        }))
+        .option_layer(h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)))
+        .layer(ProblemLayer::new(
+            h.body_limit.enabled.then_some(h.body_limit.max.bytes()),
+            h.timeout.enabled.then_some(h.timeout.duration),
+        ))
+        .option_layer((h.trace.enabled || h.metrics.enabled).then(|| {
+            ObserveLayer::new(h.trace.enabled, h.metrics.enabled, h.trace.access_log, opts.framework_paths.clone())
+        }));
+    router.layer(outer)
+}
+
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Full<Bytes>> {
+    let message = if let Some(s) = err.downcast_ref::<String>() {
+        s.as_str()
+    } else if let Some(s) = err.downcast_ref::<&str>() {
+        s
+    } else {
+        "unknown panic payload"
+    };
+    tracing::error!(panic = message, "handler panicked; answered 500");
+    let problem = ProblemDetails::new(ErrorKind::Internal, "An unexpected error occurred.");
+    let mut res = Response::new(Full::new(Bytes::from(problem.to_json())));
+    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ProblemDetails::CONTENT_TYPE));
+    res.extensions_mut().insert(crate::error::ProblemMarker(problem));
+    res
+}
+
+fn cors_layer(cfg: &CorsConfig) -> CorsLayer {
+    let mut layer = CorsLayer::new()
+        .allow_methods(
+            cfg.allowed_methods.iter().filter_map(|m| Method::from_bytes(m.as_bytes()).ok()).collect::<Vec<_>>(),
+        )
+        .allow_headers(
+            cfg.allowed_headers.iter().filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()).collect::<Vec<_>>(),
+        )
+        .expose_headers(
+            cfg.exposed_headers.iter().filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok()).collect::<Vec<_>>(),
+        )
+        .max_age(cfg.max_age);
+    layer = if cfg.allowed_origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer.allow_origin(cfg.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect::<Vec<_>>())
+    };
+    if cfg.allow_credentials {
+        layer = layer.allow_credentials(true);
+    }
+    layer
+}

@@ -1,0 +1,276 @@
+//! Per-request observability: a trace span carrying the request id (so every log line of the
+//! request has it), RED metrics per route template, and an optional access log.
+//!
+//! Metric labels are bounded: `route` is the matched route template (`/users/{id}`) or the
+//! constant `unmatched`, `method` is a standard method or `OTHER`, `status` is the code.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::MatchedPath;
+use http::{Method, Request, Response};
+use metrics::{Counter, Gauge, Histogram};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+use tracing::Span;
+
+use microframework_telemetry::metrics::names;
+
+use super::request_id::RequestId;
+
+/// Route label of requests that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Layer for per-request spans, metrics and access logs.
+#[derive(Clone, Debug)]
+pub struct ObserveLayer {
+    state: Arc<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    trace: bool,
+    metrics: bool,
+    access_log: bool,
+    cache: MetricsCache,
+    in_flight: Gauge,
+    quiet: Vec<String>,
+}
+
+impl ObserveLayer {
+    /// Spans when `trace`, metrics when `metrics`, one info line per request when `access_log`.
+    /// Failures of `quiet` paths (health probes answering 503) are logged at debug only.
+    pub fn new(trace: bool, metrics: bool, access_log: bool, quiet: Vec<String>) -> Self {
+        Self {
+            state: Arc::new(State {
+                trace,
+                metrics,
+                access_log,
+                cache: MetricsCache::default(),
+                in_flight: metrics::gauge!(names::HTTP_IN_FLIGHT),
+                quiet,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe { inner, state: self.state.clone() }
+    }
+}
+
+/// Service of [`ObserveLayer`].
+#[derive(Clone, Debug)]
+pub struct Observe<S> {
+    inner: S,
+    state: Arc<State>,
+}
+
+fn method_index(m: &Method) -> (u8, &'static str) {
+    match *m {
+        Method::GET => (0, "GET"),
+        Method::POST => (1, "POST"),
+        Method::PUT => (2, "PUT"),
+        Method::PATCH => (3, "PATCH"),
+        Method::DELETE => (4, "DELETE"),
+        Method::HEAD => (5, "HEAD"),
+        Method::OPTIONS => (6, "OPTIONS"),
+        Method::TRACE => (7, "TRACE"),
+        Method::CONNECT => (8, "CONNECT"),
+        _ => (9, "OTHER"),
+    }
+}
+
+/// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
+pub fn trace_id_from_traceparent(value: &str) -> Option<&str> {
+    let mut parts = value.split('-');
+    let version = parts.next()?;
+    let trace_id = parts.next()?;
+    let span_id = parts.next()?;
+    let flags = parts.next()?;
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (hex(version, 2)
+        && version != "ff"
+        && hex(trace_id, 32)
+        && trace_id != "0".repeat(32)
+        && hex(span_id, 16)
+        && hex(flags, 2))
+    .then_some(trace_id)
+}
+
+impl<S, B, ResB> Service<Request<B>> for Observe<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let (method_idx, method) = method_index(req.method());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let span = if self.state.trace {
+            let route_str = route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
+            let id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
+            let span = tracing::info_span!(
+                "request",
+                method,
+                route = route_str,
+                path = req.uri().path(),
+                request_id = id,
+                trace_id = tracing::field::Empty,
+            );
+            if let Some(tid) =
+                req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_from_traceparent)
+            {
+                span.record("trace_id", tid);
+            }
+            span
+        } else {
+            Span::none()
+        };
+        let guard = if self.state.metrics {
+            self.state.in_flight.increment(1.0);
+            Some(InFlight(self.state.clone()))
+        } else {
+            None
+        };
+        let inner = {
+            let _enter = span.enter();
+            self.inner.call(req)
+        };
+        ObserveFuture { inner, span, start, method_idx, method, route, state: self.state.clone(), _guard: guard }
+    }
+}
+
+struct InFlight(Arc<State>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.decrement(1.0);
+    }
+}
+
+pin_project! {
+    /// Response future of [`Observe`].
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        start: Instant,
+        method_idx: u8,
+        method: &'static str,
+        route: Option<MatchedPath>,
+        state: Arc<State>,
+        _guard: Option<InFlight>,
+    }
+}
+
+impl<F, ResB, E> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _enter = this.span.enter();
+        let result = std::task::ready!(this.inner.poll(cx));
+        let elapsed = this.start.elapsed();
+        if let Ok(res) = &result {
+            let status = res.status().as_u16();
+            if this.state.metrics {
+                let route = this.route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
+                this.state.cache.record(route, *this.method_idx, this.method, status, elapsed.as_secs_f64());
+            }
+            let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+            let quiet =
+                || this.route.as_ref().is_some_and(|r| crate::config::path_matches(&this.state.quiet, r.as_str()));
+            if status >= 500 && !quiet() {
+                tracing::error!(status, latency_ms, "request failed");
+            } else if this.state.access_log {
+                tracing::info!(status, latency_ms, "request completed");
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[derive(Debug)]
+struct Series {
+    method: u8,
+    status: u16,
+    requests: Counter,
+    errors: Option<Counter>,
+    duration: Histogram,
+}
+
+/// Metric handles per (route, method, status), so that the hot path does no allocation.
+#[derive(Debug, Default)]
+struct MetricsCache {
+    routes: RwLock<HashMap<Box<str>, Vec<Series>>>,
+}
+
+impl MetricsCache {
+    fn record(&self, route: &str, method_idx: u8, method: &'static str, status: u16, secs: f64) {
+        {
+            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(series) =
+                routes.get(route).and_then(|v| v.iter().find(|s| s.method == method_idx && s.status == status))
+            {
+                series.requests.increment(1);
+                if let Some(e) = &series.errors {
+                    e.increment(1);
+                }
+                series.duration.record(secs);
+                return;
+            }
+        }
+        let status_label = status.to_string();
+        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status_label)];
+        let series = Series {
+            method: method_idx,
+            status,
+            requests: metrics::counter!(names::HTTP_REQUESTS, &labels),
+            errors: (status >= 500).then(|| metrics::counter!(names::HTTP_ERRORS, &labels)),
+            duration: metrics::histogram!(names::HTTP_DURATION, &labels),
+        };
+        series.requests.increment(1);
+        if let Some(e) = &series.errors {
+            e.increment(1);
+        }
+        series.duration.record(secs);
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        let list = routes.entry(route.into()).or_default();
+        if !list.iter().any(|s| s.method == method_idx && s.status == status) {
+            list.push(series);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_traceparent() {
+        assert_eq!(
+            trace_id_from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(trace_id_from_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(trace_id_from_traceparent("garbage"), None);
+        assert_eq!(trace_id_from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! Turns every error response into RFC 7807 problem details.
+//!
+//! Responses produced by other layers or by axum itself (404, 405, 413, timeouts, extractor
+//! rejections in `text/plain`, bare status codes returned by handlers) are rewritten as
+//! `application/problem+json`, keeping their status and headers (`Allow`, `Retry-After`,
+//! `WWW-Authenticate`). Problem responses gain the request id and path. JSON error bodies a
+//! handler wrote itself are left alone.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, Uri, header};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use microframework_core::{ErrorKind, ProblemDetails};
+
+use super::request_id::RequestId;
+use crate::error::ProblemMarker;
+
+/// Layer that normalises error responses to problem details.
+#[derive(Clone, Debug, Default)]
+pub struct ProblemLayer {
+    body_limit: Option<u64>,
+    timeout: Option<std::time::Duration>,
+}
+
+impl ProblemLayer {
+    /// `body_limit` and `timeout` make the 413 and timeout messages precise.
+    pub fn new(body_limit: Option<u64>, timeout: Option<std::time::Duration>) -> Self {
+        Self { body_limit, timeout }
+    }
+}
+
+impl<S> Layer<S> for ProblemLayer {
+    type Service = Problem<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Problem { inner, cfg: self.clone() }
+    }
+}
+
+/// Service of [`ProblemLayer`].
+#[derive(Clone, Debug)]
+pub struct Problem<S> {
+    inner: S,
+    cfg: ProblemLayer,
+}
+
+struct ReqInfo {
+    method: Method,
+    uri: Uri,
+    request_id: Option<HeaderValue>,
+    cfg: ProblemLayer,
+}
+
+type Collecting = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+
+impl<S, B, ResB> Service<Request<B>> for Problem<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    ResB: HttpBody<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Either<ResB, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = ProblemFuture<S::Future, ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let info = ReqInfo {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            cfg: self.cfg.clone(),
+        };
+        ProblemFuture {
+            state: State::Inner { fut: self.inner.call(req), info: Some(info) },
+            _b: std::marker::PhantomData,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Problem`].
+    pub struct ProblemFuture<F, ResB> {
+        #[pin]
+        state: State<F>,
+        _b: std::marker::PhantomData<fn() -> ResB>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] fut: F, info: Option<ReqInfo> },
+        Collecting { fut: Collecting },
+    }
+}
+
+impl<F, ResB, E> Future for ProblemFuture<F, ResB>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    ResB: HttpBody<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = Result<Response<Either<ResB, Full<Bytes>>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Inner { fut, info } => {
+                    let res = std::task::ready!(fut.poll(cx))?;
+                    let status = res.status().as_u16();
+                    if status < 400 {
+                        return Poll::Ready(Ok(res.map(Either::Left)));
+                    }
+                    let Some(info) = info.take() else { return Poll::Ready(Ok(res.map(Either::Left))) };
+                    if let Some(ProblemMarker(problem)) = res.extensions().get::<ProblemMarker>().cloned() {
+                        let (parts, _) = res.into_parts();
+                        return Poll::Ready(Ok(render(parts, enrich(problem, &info)).map(Either::Right)));
+                    }
+                    let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    if ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
+                        return Poll::Ready(Ok(res.map(Either::Left)));
+                    }
+                    let (parts, body) = res.into_parts();
+                    let fut: Collecting = Box::pin(async move {
+                        let text = match Limited::new(body, 4096).collect().await {
+                            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
+                            Err(_) => String::new(),
+                        };
+                        let problem = describe(status, &text, &info);
+                        render(parts, enrich(problem, &info))
+                    });
+                    this.state.set(State::Collecting { fut });
+                }
+                StateProj::Collecting { fut } => {
+                    let res = std::task::ready!(fut.as_mut().poll(cx));
+                    return Poll::Ready(Ok(res.map(Either::Right)));
+                }
+            }
+        }
+    }
+}
+
+fn enrich(mut problem: ProblemDetails, info: &ReqInfo) -> ProblemDetails {
+    if problem.instance.is_none() {
+        problem.instance = Some(info.uri.path().to_owned());
+    }
+    if problem.request_id.is_none() {
+        problem.request_id = info.request_id.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+    }
+    problem
+}
+
+fn describe(status: u16, text: &str, info: &ReqInfo) -> ProblemDetails {
+    let kind = ErrorKind::from_http_status(status);
+    let detail = match status {
+        404 if text.is_empty() => format!("No route matches `{} {}`.", info.method, info.uri.path()),
+        405 => format!("Method `{}` is not allowed on `{}`.", info.method, info.uri.path()),
+        413 => match info.cfg.body_limit {
+            Some(limit) => format!("The request body exceeds the limit of {limit} bytes."),
+            None => "The request body is too large.".to_owned(),
+        },
+        503 | 504 | 408 if text.is_empty() => match info.cfg.timeout {
+            Some(t) => format!("The request did not complete within {}.", humantime::format_duration(t)),
+            None => "The request did not complete in time.".to_owned(),
+        },
+        _ if !text.is_empty() => text.to_owned(),
+        _ => kind.title().to_owned(),
+    };
+    let kind = if matches!(status, 503 | 504 | 408) && text.is_empty() && info.cfg.timeout.is_some() {
+        ErrorKind::Timeout
+    } else {
+        kind
+    };
+    ProblemDetails::with_status(status, kind, detail)
+}
+
+fn render(mut parts: http::response::Parts, problem: ProblemDetails) -> Response<Full<Bytes>> {
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ProblemDetails::CONTENT_TYPE));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.extensions.remove::<ProblemMarker>();
+    Response::from_parts(parts, Full::new(Bytes::from(problem.to_json())))
+}
