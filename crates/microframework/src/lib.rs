@@ -1,0 +1,98 @@
+//! # MicroFramework
+//!
+//! Build production microservices in Rust: one [`Service`] gives your handlers layered
+//! configuration, structured logs with request ids, Prometheus metrics, health checks, graceful
+//! shutdown, problem+json errors, OpenAPI docs, JWT authentication and rate limiting.
+//!
+//! ```no_run
+//! use microframework::prelude::*;
+//!
+//! #[utoipa::path(get, path = "/hello", responses((status = 200, body = String)))]
+//! async fn hello() -> &'static str {
+//!     "Hello, world!"
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     Service::new("hello-service")
+//!         .version(env!("CARGO_PKG_VERSION"))
+//!         .api(|_ctx| Ok(OpenApiRouter::new().routes(routes!(hello))))
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `sqlite` | yes | SQL databases through sqlx, SQLite being the embedded default |
+//! | `postgres` | no | PostgreSQL (same component, chosen by `database.url`) |
+//! | `mysql` | no | MySQL and MariaDB |
+//! | `data` | via the above | [`Service::database`], [`data`] |
+//!
+//! ## Configuration
+//!
+//! `configs/config.yaml` < `configs/config.<env>.yaml` < `APP_*` environment variables (nested
+//! keys joined by `__`) < command-line flags (`--set key=value`, `--port`, `--env`). See
+//! [`config`] and the guides under `docs/`.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod cli;
+mod service;
+
+pub use service::{RunningService, Service, StartupError};
+
+/// Configuration: sources, typed sections, validation and hot reload.
+pub mod config {
+    pub use microframework_core::config::*;
+    pub use microframework_core::{ByteSize, ShutdownConfig};
+    pub use microframework_http::config::*;
+    pub use microframework_telemetry::logging::{FileLogConfig, LogFormat, LoggingConfig, Rotation};
+    pub use microframework_telemetry::metrics::MetricsConfig;
+}
+
+/// Components, context, health and lifecycle.
+pub mod core {
+    pub use microframework_core::*;
+}
+
+/// HTTP: extractors, errors, middleware, OpenAPI.
+pub mod http {
+    pub use microframework_http::*;
+}
+
+/// Authentication: JWT claims, verification and signing.
+pub mod auth {
+    pub use microframework_auth::*;
+}
+
+/// Metrics: record your own counters, gauges and histograms; they appear on `/metrics`.
+pub mod metrics {
+    pub use microframework_telemetry::metrics::*;
+}
+
+/// SQL databases (feature `data`).
+#[cfg(feature = "data")]
+pub mod data {
+    pub use microframework_data::*;
+}
+
+pub use microframework_http::{axum, utoipa, utoipa_axum, validator};
+#[cfg(feature = "data")]
+pub use sqlx;
+pub use tokio;
+pub use tracing;
+
+/// The names most services need.
+pub mod prelude {
+    pub use crate::Service;
+    pub use microframework_auth::Claims;
+    pub use microframework_core::{AppContext, BoxError, Component, Error, ErrorKind, FieldError, HealthCheck};
+    pub use microframework_http::axum;
+    pub use microframework_http::utoipa::{self, IntoParams, OpenApi, ToSchema};
+    pub use microframework_http::utoipa_axum::router::OpenApiRouter;
+    pub use microframework_http::utoipa_axum::routes;
+    pub use microframework_http::validator::{self, Validate};
+    pub use microframework_http::{ApiError, Json, Page, Pagination, Path, Query, RequestId, Valid};
+}

@@ -1,0 +1,442 @@
+//! The service builder: configuration, telemetry, components, HTTP and graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+
+use microframework_auth::AuthConfig;
+use microframework_core::{
+    AppContext, BoxError, Component, ComponentSet, ConfigError, ConfigHandle, ConfigSources, ServiceState,
+    ShutdownConfig, StartError,
+};
+use microframework_http::{AppBuilder, HttpConfig, ServerConfig, axum, utoipa_axum};
+use microframework_telemetry::{LogHandle, LoggingConfig, Metrics, MetricsConfig};
+
+use crate::cli::Flags;
+
+type ApiFn = Box<dyn FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send>;
+type RouterFn = Box<dyn FnOnce(&AppContext) -> Result<Router, BoxError> + Send>;
+type BuilderHook = Box<dyn FnOnce(AppBuilder) -> AppBuilder + Send>;
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// Invalid command-line flags.
+    #[error("{0}")]
+    Flags(String),
+    /// Invalid configuration: every problem, each with key, source and expectation.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// Logging or metrics could not be set up.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] microframework_telemetry::TelemetryError),
+    /// A component failed to start (the message names it).
+    #[error("{0}")]
+    Component(#[from] StartError),
+    /// The HTTP listener could not be bound.
+    #[error("{0}")]
+    Bind(#[from] microframework_http::server::BindError),
+    /// Building the routes failed.
+    #[error("building the HTTP application failed: {0}")]
+    Http(BoxError),
+}
+
+impl StartupError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Flags(_) | Self::Config(_) => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// A MicroFramework service: name it, add components and routes, then [`Service::run`].
+pub struct Service {
+    name: String,
+    version: String,
+    components: ComponentSet,
+    apis: Vec<ApiFn>,
+    routers: Vec<RouterFn>,
+    hooks: Vec<BuilderHook>,
+    sources: Option<ConfigSources>,
+    args: Option<Vec<OsString>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("components", &self.components)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A service named `name` (used in logs, metrics and the default SQLite file name).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: "0.0.0".to_owned(),
+            components: ComponentSet::new(),
+            apis: Vec::new(),
+            routers: Vec::new(),
+            hooks: Vec::new(),
+            sources: None,
+            args: None,
+        }
+    }
+
+    /// The version shown in the OpenAPI document and logs (pass `env!("CARGO_PKG_VERSION")`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Adds a component; components start in dependency order before the HTTP server.
+    pub fn component(mut self, component: impl Component) -> Self {
+        self.components.add(Box::new(component));
+        self
+    }
+
+    /// Adds the SQL database component (section `database`), with embedded migrations.
+    ///
+    /// The pool is available to route builders as `ctx.require::<Database>()`.
+    #[cfg(feature = "data")]
+    pub fn database(self, migrations: microframework_data::Migrations) -> Self {
+        self.component(microframework_data::DatabaseComponent::new().with_migrations(migrations))
+    }
+
+    /// Adds documented routes, built once components have started.
+    pub fn api<F>(mut self, build: F) -> Self
+    where
+        F: FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send + 'static,
+    {
+        self.apis.push(Box::new(build));
+        self
+    }
+
+    /// Adds a plain axum router (not in the OpenAPI document), built once components have started.
+    pub fn router<F>(mut self, build: F) -> Self
+    where
+        F: FnOnce(&AppContext) -> Result<Router, BoxError> + Send + 'static,
+    {
+        self.routers.push(Box::new(build));
+        self
+    }
+
+    /// Wraps the service's routes in any tower layer (inside the default middleware stack).
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.hooks.push(Box::new(move |b: AppBuilder| b.layer(layer)));
+        self
+    }
+
+    /// Exempts `path` (exact, or a prefix ending in `*`) from `auth.jwt.required`.
+    pub fn public_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.hooks.push(Box::new(move |b: AppBuilder| b.public_path(path)));
+        self
+    }
+
+    /// Uses these configuration sources instead of the conventional ones (tests).
+    pub fn config_sources(mut self, sources: ConfigSources) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    /// Parses these command-line arguments instead of the process's (the first is the program name).
+    pub fn args<I, T>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        self.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs the service until SIGTERM or SIGINT, then shuts down gracefully.
+    ///
+    /// Exit codes: 0 after a clean shutdown; 2 for invalid flags or configuration; 1 when start-up
+    /// fails otherwise. Errors are printed to stderr as one message naming what to fix.
+    pub async fn run(self) -> ExitCode {
+        let name = self.name.clone();
+        let args = self.args.clone().unwrap_or_else(|| std::env::args_os().collect());
+        let flags = match Flags::parse_from_args(&name, args) {
+            Ok(f) => f,
+            Err(e) => {
+                let code = if e.use_stderr() { 2 } else { 0 };
+                let _ = e.print();
+                return ExitCode::from(code);
+            }
+        };
+        if flags.version {
+            println!("{name} {}", self.version);
+            return ExitCode::SUCCESS;
+        }
+        if flags.check_config {
+            let sources = flags.apply(self.sources.clone().unwrap_or_default());
+            return match ConfigHandle::load(sources)
+                .map_err(StartupError::from)
+                .and_then(|h| validate_sections(&h, self.has_database()))
+            {
+                Ok(()) => {
+                    println!("{name}: configuration is valid");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {name}: {e}");
+                    e.exit_code()
+                }
+            };
+        }
+        let running = match self.start_with(flags).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {name} failed to start: {e}");
+                tracing::error!("start-up failed: {e}");
+                return e.exit_code();
+            }
+        };
+        let ctx = running.context().clone();
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("shutdown signal received; draining"),
+            _ = ctx.lifecycle().shutdown_requested() => {}
+        }
+        running.shutdown().await;
+        ExitCode::SUCCESS
+    }
+
+    /// Starts the service in this process (configuration from [`Service::config_sources`] or the
+    /// conventional sources, no command-line parsing) and returns once it is ready.
+    pub async fn start(self) -> Result<RunningService, StartupError> {
+        let args = self.args.clone().unwrap_or_else(|| vec![OsString::from(self.name.clone())]);
+        let flags = Flags::parse_from_args(&self.name, args).map_err(|e| StartupError::Flags(e.to_string()))?;
+        self.start_with(flags).await
+    }
+
+    fn has_database(&self) -> bool {
+        self.components.names().iter().any(|n| n == "database")
+    }
+
+    async fn start_with(mut self, flags: Flags) -> Result<RunningService, StartupError> {
+        let started = Instant::now();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let sources = flags.apply(self.sources.take().unwrap_or_default());
+        let config = ConfigHandle::load(sources)?;
+        validate_sections(&config, self.has_database())?;
+        let current = config.current();
+        let logging: LoggingConfig = config.section("logging")?;
+        let log = microframework_telemetry::logging::init(&self.name, &logging, current.is_prod())?;
+        let metrics_cfg: MetricsConfig = config.section("metrics")?;
+        let metrics = if metrics_cfg.enabled { Some(Metrics::install(&self.name, &metrics_cfg)?) } else { None };
+        let server: ServerConfig = config.section("server")?;
+        let shutdown: ShutdownConfig = config.section("shutdown")?;
+
+        let ctx = AppContext::new(self.name.clone(), config.clone());
+        let listener = microframework_http::server::bind(&server).await?;
+        let addr = listener.local_addr().map_err(|e| StartupError::Http(e.into()))?;
+
+        if let Err(e) = self.components.start_all(&ctx).await {
+            return Err(e.into());
+        }
+        let mut builder = AppBuilder::new(self.name.clone(), self.version.clone());
+        let build = async {
+            for api in self.apis.drain(..) {
+                builder = builder.api(api(&ctx)?);
+            }
+            for router in self.routers.drain(..) {
+                builder = builder.router(router(&ctx)?);
+            }
+            for hook in self.hooks.drain(..) {
+                builder = hook(builder);
+            }
+            builder.build(&ctx, metrics.clone()).await
+        };
+        let app = match build.await {
+            Ok(app) => app,
+            Err(e) => {
+                self.components.stop_all(&ctx, shutdown.component_timeout).await;
+                return Err(StartupError::Http(e));
+            }
+        };
+
+        if let Err(e) = config.watch_files(ctx.lifecycle().shutdown_token()) {
+            tracing::debug!(dir = %config.sources().dir.display(), "configuration hot reload is off: {e}");
+        }
+        follow_reloads(&ctx, log);
+
+        let stop = {
+            let ctx = ctx.clone();
+            let delay = shutdown.drain_delay;
+            async move {
+                ctx.lifecycle().shutdown_requested().await;
+                if !delay.is_zero() {
+                    tracing::info!(?delay, "draining: readiness reports 503 while load balancers catch up");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        let task_ctx = ctx.clone();
+        let mut components = std::mem::take(&mut self.components);
+        let task = tokio::spawn(async move {
+            let outcome = microframework_http::server::serve(listener, app.router, stop, shutdown.timeout).await;
+            task_ctx.lifecycle().set_state(ServiceState::Draining);
+            components.stop_all(&task_ctx, shutdown.component_timeout).await;
+            task_ctx.lifecycle().set_state(ServiceState::Stopped);
+            match &outcome {
+                Ok(o) => tracing::info!(outcome = ?o, "service stopped"),
+                Err(e) => tracing::error!("server error: {e}"),
+            }
+        });
+        ctx.lifecycle().set_state(ServiceState::Ready);
+        tracing::info!(
+            service = %self.name,
+            version = %self.version,
+            env = %current.env(),
+            address = %format!("http://{addr}"),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "service ready"
+        );
+        Ok(RunningService { addr, ctx, task })
+    }
+}
+
+/// Reads every framework section so that all problems are reported together, and registers
+/// them for validation on reload.
+fn validate_sections(config: &ConfigHandle, database: bool) -> Result<(), StartupError> {
+    let mut all: Option<ConfigError> = None;
+    let mut note = |r: Result<(), ConfigError>| {
+        if let Err(e) = r {
+            match &mut all {
+                Some(a) => a.extend(e),
+                None => all = Some(e),
+            }
+        }
+    };
+    note(config.section::<LoggingConfig>("logging").map(drop));
+    note(config.section::<MetricsConfig>("metrics").map(drop));
+    note(config.section::<ServerConfig>("server").map(drop));
+    note(config.section::<ShutdownConfig>("shutdown").map(drop));
+    note(config.section::<HttpConfig>("http").map(drop));
+    note(config.section::<AuthConfig>("auth").map(drop));
+    note(config.section::<FeatureSection>("features").map(drop));
+    #[cfg(feature = "data")]
+    if database {
+        note(config.section::<microframework_data::DatabaseConfig>("database").map(drop));
+    }
+    #[cfg(not(feature = "data"))]
+    let _ = database;
+    match all {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// `features: { name: bool }`.
+#[derive(serde::Deserialize, Default)]
+#[serde(transparent)]
+struct FeatureSection(BTreeMap<String, bool>);
+
+impl microframework_core::Validate for FeatureSection {}
+
+fn follow_reloads(ctx: &AppContext, log: LogHandle) {
+    let mut rx = ctx.config().subscribe();
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let token = ctx.lifecycle().shutdown_token();
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                changed = rx.changed() => {
+                    if changed.is_err() { break }
+                    let cfg = rx.borrow_and_update().clone();
+                    if let Ok(logging) = cfg.section::<LoggingConfig>("logging")
+                        && let Err(e) = log.set_level(&logging.level)
+                    {
+                        tracing::error!("log level not changed: {e}");
+                    }
+                    if let Ok(FeatureSection(flags)) = cfg.section::<FeatureSection>("features") {
+                        ctx.features().replace(flags);
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// A started service.
+pub struct RunningService {
+    addr: SocketAddr,
+    ctx: AppContext,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningService").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl RunningService {
+    /// The address the HTTP listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The service context.
+    pub fn context(&self) -> &AppContext {
+        &self.ctx
+    }
+
+    /// Requests graceful shutdown (as SIGTERM does) and waits until everything has stopped.
+    pub async fn shutdown(self) {
+        self.ctx.lifecycle().shutdown();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the service has stopped (after [`microframework_core::Lifecycle::shutdown`]).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+
+    /// Waits up to `timeout` for the service to stop; `false` if it is still running.
+    pub async fn stopped_within(self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.task).await.is_ok()
+    }
+}

@@ -1,0 +1,93 @@
+//! JWT authentication through the default stack.
+
+use microframework_testing::TestApp;
+use serde_json::Value;
+
+use crate::common::{SECRET, jwt_yaml, service, token};
+
+fn b64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+async fn get_with(app: &TestApp, path: &str, token: &str) -> microframework_testing::reqwest::Response {
+    app.client().get(app.url(path)).bearer_auth(token).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn valid_tokens_expose_claims_to_handlers() {
+    let app = TestApp::builder(service()).yaml(jwt_yaml("")).spawn().await;
+    let res = get_with(&app, "/whoami", &token("alice", 300)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "alice");
+    assert_eq!(app.get("/maybe").await.text().await.unwrap(), "anonymous");
+    assert_eq!(get_with(&app, "/maybe", &token("bob", 300)).await.text().await.unwrap(), "bob");
+}
+
+#[tokio::test]
+async fn missing_expired_forged_and_unsigned_tokens_are_401() {
+    let app = TestApp::builder(service()).yaml(jwt_yaml("    leeway_seconds: 5\n")).spawn().await;
+
+    let res = app.get("/whoami").await;
+    assert_eq!(res.status(), 401, "a route that takes Claims requires a token");
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+
+    let res = get_with(&app, "/whoami", &token("alice", -3600)).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "unauthenticated");
+
+    let forged = microframework::auth::JwtSigner::hs256(b"another-secret-that-is-long-enough-000000")
+        .sign(&serde_json::json!({"sub": "mallory", "exp": 4_000_000_000u64}))
+        .unwrap();
+    assert_eq!(
+        get_with(&app, "/maybe", &forged).await.status(),
+        401,
+        "an invalid token is refused even where optional"
+    );
+
+    let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(r#"{"sub":"mallory","exp":4000000000}"#));
+    assert_eq!(get_with(&app, "/whoami", &none).await.status(), 401);
+    let res =
+        app.client().get(app.url("/whoami")).header("authorization", "Basic YWxpY2U6cGFzcw==").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(get_with(&app, "/whoami", "not.a.token").await.status(), 401);
+    assert_eq!(app.get("/hello").await.status(), 200, "routes without Claims stay public");
+    let _ = SECRET;
+}
+
+#[tokio::test]
+async fn required_mode_protects_everything_but_public_and_framework_paths() {
+    let yaml = jwt_yaml("    required: true\n    public_paths: [\"/hello\", \"/status/*\"]\n");
+    let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+    assert_eq!(app.get("/maybe").await.status(), 401);
+    assert_eq!(app.get("/hello").await.status(), 200);
+    assert_eq!(app.get("/status/204").await.status(), 204);
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 200);
+    assert_eq!(app.get("/openapi.json").await.status(), 200);
+    assert_eq!(get_with(&app, "/maybe", &token("carol", 60)).await.text().await.unwrap(), "carol");
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test]
+async fn invalid_jwt_configuration_fails_start_up_naming_keys() {
+    let err = TestApp::builder(service())
+        .yaml("auth:\n  jwt:\n    secret: short\n    leeway_seconds: 99999\n")
+        .try_spawn()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("auth.jwt.secret"), "{text}");
+    assert!(text.contains("auth.jwt.leeway_seconds"), "{text}");
+}
