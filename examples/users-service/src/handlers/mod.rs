@@ -1,0 +1,4 @@
+//! HTTP handlers.
+
+pub mod hello;
+pub mod users;

@@ -1,0 +1,5 @@
+//! Data access.
+
+mod user_repository;
+
+pub use user_repository::UserRepository;

@@ -1,0 +1,5 @@
+//! Business logic.
+
+mod user_service;
+
+pub use user_service::UserService;
