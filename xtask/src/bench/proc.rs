@@ -1,0 +1,272 @@
+//! Starting, probing, measuring and stopping the servers under test.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How many lines of the server's output to keep for error messages.
+const TAIL_LINES: usize = 40;
+
+/// A free TCP port on 127.0.0.1 (bound, then released: another process could take it in between,
+/// which is unlikely enough on a benchmark machine).
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0 to find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    /// Name used in messages and the report.
+    pub(crate) name: String,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) cwd: PathBuf,
+    pub(crate) env: Vec<(String, String)>,
+    /// Inherited variables starting with any of these prefixes are removed (e.g. `APP_`), so the
+    /// caller's shell cannot change what is measured.
+    pub(crate) clear_env_prefixes: Vec<String>,
+}
+
+/// A running server. Dropping it kills the process if it is still running.
+pub(crate) struct Server {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    child: Child,
+    spawned_at: Instant,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    exit: Option<ExitStatus>,
+}
+
+impl Server {
+    /// Spawns the process with stdout and stderr captured (the last lines are kept).
+    pub(crate) fn spawn(launch: &Launch, port: u16) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args).current_dir(&launch.cwd);
+        for (key, _) in std::env::vars_os() {
+            if launch.clear_env_prefixes.iter().any(|p| key.to_string_lossy().starts_with(p.as_str())) {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let spawned_at = Instant::now();
+        let mut child =
+            cmd.spawn().with_context(|| format!("starting {} ({})", launch.name, launch.program.display()))?;
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
+        if let Some(out) = child.stdout.take() {
+            keep_tail(out, Arc::clone(&tail));
+        }
+        if let Some(err) = child.stderr.take() {
+            keep_tail(err, Arc::clone(&tail));
+        }
+        Ok(Self { name: launch.name.clone(), port, child, spawned_at, tail, exit: None })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Polls `GET <path>` every millisecond until it answers 200 and returns the time since spawn.
+    /// Fails, with the server's output, when the process exits or `timeout` passes first.
+    pub(crate) fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<Duration> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Ok((200, _)) = http_get(addr, path, Duration::from_millis(500)) {
+                return Ok(self.spawned_at.elapsed());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                self.exit = Some(status);
+                bail!(
+                    "{} exited ({status}) before becoming ready on GET {path}; its output ends with:\n{}",
+                    self.name,
+                    self.output_tail()
+                );
+            }
+            if self.spawned_at.elapsed() > timeout {
+                bail!(
+                    "{} did not answer 200 on GET {} within {timeout:?}; its output ends with:\n{}",
+                    self.name,
+                    self.url(path),
+                    self.output_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// One `GET <path>`: the status and body.
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http_get(SocketAddr::from((Ipv4Addr::LOCALHOST, self.port)), path, Duration::from_secs(5))
+            .with_context(|| format!("GET {}", self.url(path)))
+    }
+
+    /// Current resident set size (VmRSS), in KiB.
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
+        rss_kib(self.pid())
+    }
+
+    /// Starts sampling VmRSS every 100 ms until [`RssSampler::finish`].
+    pub(crate) fn sample_rss(&self) -> RssSampler {
+        RssSampler::start(self.pid())
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit with status 0. Returns the
+    /// time from the signal to the exit.
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let pid = self.pid().to_string();
+        let sent_at = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().context("running `kill -TERM`")?;
+        if !status.success() {
+            bail!("`kill -TERM {pid}` failed ({status}) for {}", self.name);
+        }
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.exit = Some(status);
+                let took = sent_at.elapsed();
+                if !status.success() {
+                    bail!(
+                        "{} exited with {status} after SIGTERM (expected exit code 0); its output ends with:\n{}",
+                        self.name,
+                        self.output_tail()
+                    );
+                }
+                return Ok(took);
+            }
+            if sent_at.elapsed() > timeout {
+                bail!(
+                    "{} did not exit within {timeout:?} of SIGTERM; its output ends with:\n{}",
+                    self.name,
+                    self.output_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The last lines the process printed (stdout and stderr interleaved).
+    pub(crate) fn output_tail(&self) -> String {
+        // Give the reader threads a moment to collect what a just-exited process wrote.
+        std::thread::sleep(Duration::from_millis(50));
+        let tail = self.tail.lock().map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
+        if tail.trim().is_empty() { "  (no output)".to_owned() } else { tail }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.exit.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn keep_tail(stream: impl Read + Send + 'static, tail: Arc<Mutex<VecDeque<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(format!("  | {line}"));
+            }
+        }
+    });
+}
+
+/// A minimal HTTP/1.1 GET with `Connection: close`: the status code and the body (headers and
+/// body are returned as-is; chunked encoding is not decoded, which is fine for short checks).
+fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse::<u16>().ok())
+        .with_context(|| format!("not an HTTP response: {:?}", text.chars().take(80).collect::<String>()))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// VmRSS of a process, in KiB, from `/proc/<pid>/status`.
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    parse_vm_rss_kib(&status).with_context(|| format!("no VmRSS line in /proc/{pid}/status"))
+}
+
+fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Samples a process's VmRSS every 100 ms on a background thread and keeps the maximum.
+pub(crate) struct RssSampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let mut max = 0;
+            loop {
+                if let Ok(kib) = rss_kib(pid) {
+                    max = max.max(kib);
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return max;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self { stop, handle }
+    }
+
+    /// Stops sampling and returns the maximum VmRSS seen, in KiB (0 if none could be read).
+    pub(crate) fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_line() {
+        let status = "Name:\tbaseline-axum\nVmPeak:\t  20000 kB\nVmRSS:\t    4321 kB\nRssAnon:\t 1000 kB\n";
+        assert_eq!(parse_vm_rss_kib(status), Some(4321));
+        assert_eq!(parse_vm_rss_kib("Name: x\n"), None);
+    }
+
+    #[test]
+    fn own_rss_is_readable() {
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+}
