@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use microframework_core::{CheckStatus, Component, ComponentSet, Error, ErrorKind, HealthReport, ServiceState};
 use microframework_data::{Database, DatabaseComponent, DbKind, Migrations};
 
-use crate::proxy::Proxy;
-use crate::test_database::TestDatabase;
 use crate::{context, migrations};
+use microframework_testing::db::TestDatabase;
+use microframework_testing::net::FaultProxy as Proxy;
 
 async fn readiness(ctx: &microframework_core::AppContext) -> HealthReport {
     ctx.health().readiness(ctx.lifecycle()).await
@@ -149,7 +149,7 @@ async fn outage_and_recovery(tdb: TestDatabase) {
         .unwrap()
         .next()
         .unwrap();
-    let proxy = Proxy::start(target).await;
+    let proxy = Proxy::start(target).await.unwrap();
     url.set_port(Some(proxy.addr().port())).unwrap();
     url.set_host(Some("127.0.0.1")).unwrap();
 
@@ -164,11 +164,11 @@ async fn outage_and_recovery(tdb: TestDatabase) {
 
     // A restart while idle: dead idle connections are detected and replaced on acquire, so
     // the first query afterwards succeeds.
-    proxy.down().await;
-    proxy.up().await;
+    proxy.cut();
+    proxy.restore();
     db.ping().await.expect("the first query after a restart succeeds");
 
-    proxy.down().await;
+    proxy.cut();
     let start = Instant::now();
     let err = db.ping().await.unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3), "failed fast: {:?}", start.elapsed());
@@ -180,7 +180,7 @@ async fn outage_and_recovery(tdb: TestDatabase) {
     assert!(!report.is_up());
     assert_eq!(database_check(&report).status, CheckStatus::Down);
 
-    proxy.up().await;
+    proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(15);
     while db.ping().await.is_err() {
         assert!(Instant::now() < deadline, "the pool did not recover");
@@ -190,7 +190,7 @@ async fn outage_and_recovery(tdb: TestDatabase) {
     assert!(readiness(&ctx).await.is_up());
 
     component.stop(&ctx).await.unwrap();
-    proxy.down().await;
+    proxy.cut();
     tdb.drop_database().await;
 }
 

@@ -6,7 +6,7 @@ use microframework_core::{Error, ErrorKind};
 use microframework_data::{DataError, Database, DatabaseConfig};
 
 use crate::config;
-use crate::test_database::TestDatabase;
+use microframework_testing::db::TestDatabase;
 
 fn quick(url: &str) -> DatabaseConfig {
     DatabaseConfig { connect_timeout: Duration::from_secs(1), ..config(url) }

@@ -1,14 +1,10 @@
 //! Integration tests of microframework-data against real SQLite, PostgreSQL and MariaDB
-//! servers. Each test works in its own database (see `test_database`), dropped afterwards.
+//! servers. Each test works in its own database (see `microframework_testing::db`), dropped afterwards.
 //! Without a server the tests for it are skipped, except under `CI=true` where they fail.
 
 mod component;
 mod connect;
-mod proxy;
 mod queries;
-#[allow(dead_code, unreachable_pub)]
-// shared verbatim with microframework-testing, where these are public
-mod test_database;
 
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 use microframework_core::{Error, ErrorKind};
 use microframework_data::{DataError, Database, DbKind, Migrations};
 
-use crate::test_database::{DEFAULT_MYSQL_URL, MYSQL_URL_VAR, TestDatabase};
 use crate::{config, migrations};
+use microframework_testing::db::{DEFAULT_MYSQL_URL, MYSQL_URL_VAR, TestDatabase};
 
 async fn insert_user(db: &Database, email: &str, name: Option<&str>, age: Option<i32>) -> Result<(), DataError> {
     match db {
