@@ -233,7 +233,7 @@ impl JwtConfig {
 
         let source = (sources.len() == 1).then(|| sources[0]);
         for (i, name) in self.algorithms.iter().enumerate() {
-            let key = format!("algorithms[{i}]");
+            let key = format!("algorithms.{i}");
             if name.eq_ignore_ascii_case("none") {
                 v.error(&key, "a signing algorithm; `none` (unsigned tokens) is never accepted");
                 continue;
@@ -275,7 +275,7 @@ impl JwtConfig {
             v.check(!issuer.trim().is_empty(), "issuer", "a non-empty issuer, or no `issuer` key");
         }
         for (i, aud) in self.audience.iter().enumerate() {
-            v.check(!aud.trim().is_empty(), &format!("audience[{i}]"), "a non-empty audience");
+            v.check(!aud.trim().is_empty(), &format!("audience.{i}"), "a non-empty audience");
         }
         v.check(
             self.leeway_seconds <= MAX_LEEWAY_SECONDS,
@@ -296,7 +296,7 @@ impl JwtConfig {
             let star = p.find('*');
             v.check(
                 p.starts_with('/') && star.is_none_or(|s| s == p.len() - 1),
-                &format!("public_paths[{i}]"),
+                &format!("public_paths.{i}"),
                 "a path starting with `/`, optionally ending in `*` (no other wildcard)",
             );
         }
@@ -460,16 +460,16 @@ mod tests {
             keys_of(&c),
             vec![
                 "auth.jwt.secret",
-                "auth.jwt.algorithms[0]",
-                "auth.jwt.algorithms[1]",
-                "auth.jwt.algorithms[2]",
+                "auth.jwt.algorithms.0",
+                "auth.jwt.algorithms.1",
+                "auth.jwt.algorithms.2",
                 "auth.jwt.issuer",
-                "auth.jwt.audience[0]",
+                "auth.jwt.audience.0",
                 "auth.jwt.leeway_seconds",
                 "auth.jwt.jwks_refresh_interval",
                 "auth.jwt.jwks_timeout",
-                "auth.jwt.public_paths[0]",
-                "auth.jwt.public_paths[1]",
+                "auth.jwt.public_paths.0",
+                "auth.jwt.public_paths.1",
             ]
         );
     }
@@ -481,7 +481,7 @@ mod tests {
             algorithms: vec!["HS256".into(), "RS256".into()],
             ..JwtConfig::default()
         };
-        assert_eq!(keys_of(&c), vec!["auth.jwt.algorithms[0]"]);
+        assert_eq!(keys_of(&c), vec!["auth.jwt.algorithms.0"]);
     }
 
     #[test]

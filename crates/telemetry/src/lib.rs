@@ -32,6 +32,9 @@ pub enum TelemetryError {
         /// Why.
         message: String,
     },
+    /// The logger has not been installed yet.
+    #[error("logging is not installed")]
+    NotInstalled,
     /// The metrics recorder could not be installed.
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),

@@ -117,7 +117,7 @@ impl LogHandle {
     /// Sets the level or filter directives (`debug`, `info,sqlx=warn`, ...) while running.
     pub fn set_level(&self, directives: &str) -> Result<(), TelemetryError> {
         let filter = parse_filter(directives)?;
-        let slot = INSTALLED.get().ok_or_else(|| TelemetryError::Metrics("logging is not installed".into()))?;
+        let slot = INSTALLED.get().ok_or(TelemetryError::NotInstalled)?;
         let guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(installed) = guard.as_ref() {
             installed

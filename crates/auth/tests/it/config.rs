@@ -50,11 +50,11 @@ fn every_problem_is_reported_with_its_key() {
         keys,
         vec![
             "auth.jwt.secret",
-            "auth.jwt.algorithms[0]",
-            "auth.jwt.algorithms[1]",
+            "auth.jwt.algorithms.0",
+            "auth.jwt.algorithms.1",
             "auth.jwt.leeway_seconds",
             "auth.jwt.jwks_timeout",
-            "auth.jwt.public_paths[0]",
+            "auth.jwt.public_paths.0",
         ]
     );
     assert!(problems[0].1.contains("32 bytes"));
@@ -86,12 +86,12 @@ fn algorithms_must_match_the_key() {
     microframework_core::Validate::validate(&ec_with_rs, &mut v);
     let problems = v.into_problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!(problems[0].0, "auth.jwt.algorithms[0]");
+    assert_eq!(problems[0].0, "auth.jwt.algorithms.0");
 
     let secret_with_rs = JwtConfig { algorithms: vec!["RS256".into()], ..hs_config() };
     let mut v = microframework_core::Validation::new("auth.jwt");
     microframework_core::Validate::validate(&secret_with_rs, &mut v);
-    assert_eq!(v.into_problems()[0].0, "auth.jwt.algorithms[0]");
+    assert_eq!(v.into_problems()[0].0, "auth.jwt.algorithms.0");
 }
 
 #[test]

@@ -240,7 +240,7 @@ async fn algorithm_confusion_is_rejected() {
     // Allowing HS256 next to a public key is a configuration error.
     let cfg = JwtConfig { algorithms: vec!["RS256".into(), "HS256".into()], ..public_key_config("rsa_public.pem") };
     let err = JwtVerifier::from_config(&cfg).await.unwrap_err();
-    assert!(matches!(&err, AuthError::InvalidConfig(m) if m.contains("jwt.algorithms[1]")), "{err:?}");
+    assert!(matches!(&err, AuthError::InvalidConfig(m) if m.contains("jwt.algorithms.1")), "{err:?}");
 }
 
 #[tokio::test]

@@ -130,6 +130,9 @@ impl<'de> de::Deserializer<'de> for LenientDe<'de> {
                 "false" | "no" | "off" | "0" => visitor.visit_bool(false),
                 _ => Err(de::Error::invalid_type(unexpected(self.0), &visitor)),
             },
+            // Environment variables such as APP_X__ENABLED=1 arrive as numbers.
+            Value::Num(_, n) if n.to_u128() == Some(1) => visitor.visit_bool(true),
+            Value::Num(_, n) if n.to_u128() == Some(0) => visitor.visit_bool(false),
             _ => self.deserialize_any(visitor),
         }
     }

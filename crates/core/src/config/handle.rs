@@ -116,7 +116,7 @@ impl ConfigHandle {
                 let relevant = event.paths.iter().any(|p| {
                     p.file_name()
                         .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("config") && (n.ends_with(".yaml") || n.ends_with(".yml")))
+                        .is_some_and(|n| n.starts_with("config") && n.ends_with(".yaml"))
                 });
                 if relevant && !event.kind.is_access() {
                     let _ = tx.try_send(());

@@ -223,7 +223,8 @@ impl Config {
 
     /// The raw value at `key`, deserialised without validation; `None` if absent or mistyped.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.figment.extract_inner(key).ok()
+        let value = self.figment.find_value(key).ok()?;
+        T::deserialize(de::LenientDe(&value)).ok()
     }
 
     /// Where the value at `key` comes from: `configs/config.yaml:12`, `environment variable

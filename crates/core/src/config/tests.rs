@@ -123,6 +123,25 @@ fn env_values_are_text_and_fill_any_scalar() {
     assert_eq!(s.timeout, Duration::from_secs(60));
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct Flags {
+    on: bool,
+    off: bool,
+}
+
+impl Validate for Flags {}
+
+#[test]
+fn booleans_accept_one_and_zero_from_the_environment() {
+    let dir = dir_with(&[]);
+    let cfg = Config::load(&sources(&dir, "dev", &[("APP_F__ON", "1"), ("APP_F__OFF", "0")])).unwrap();
+    let f: Flags = cfg.section("f").unwrap();
+    assert!(f.on && !f.off);
+    let cfg = Config::load(&sources(&dir, "dev", &[("APP_F__ON", "2")])).unwrap();
+    assert!(cfg.section::<Flags>("f").is_err());
+}
+
 #[test]
 fn missing_required_key_names_the_env_var_to_set() {
     let dir = dir_with(&[]);
