@@ -117,7 +117,9 @@ impl AppBuilder {
         }
         if http.openapi.enabled {
             framework_paths.push(http.openapi.path.clone());
-            framework_paths.push(format!("{}*", http.openapi.docs_path.trim_end_matches('/')));
+            let docs = http.openapi.docs_path.trim_end_matches('/');
+            framework_paths.push(docs.to_owned());
+            framework_paths.push(format!("{docs}/*"));
         }
 
         let jwt = match auth.jwt.filter(|j| j.enabled) {
@@ -137,8 +139,7 @@ impl AppBuilder {
         };
 
         let (user_router, mut openapi) = self.api.split_for_parts();
-        openapi.info.title = self.title.clone();
-        openapi.info.version = self.version.clone();
+        openapi.info = utoipa::openapi::Info::new(self.title.clone(), self.version.clone());
         if jwt.is_some() {
             let components = openapi.components.get_or_insert_with(Default::default);
             components.add_security_scheme(
@@ -172,7 +173,7 @@ impl AppBuilder {
         let app = merge(app, framework)?;
 
         let rate_limiter = RateLimiter::new(&http.rate_limit, framework_paths.clone());
-        follow_reloads(ctx, rate_limiter.clone());
+        follow_reloads(ctx, rate_limiter.clone(), http.rate_limit.clone());
         let opts = StackOptions { http, jwt, rate_limiter: rate_limiter.clone(), framework_paths };
         let router = apply_default_stack(app, &opts);
         Ok(BuiltApp { router, openapi, rate_limiter })
@@ -205,7 +206,7 @@ fn spawn_upkeep(ctx: &AppContext, metrics: Metrics) {
     });
 }
 
-fn follow_reloads(ctx: &AppContext, limiter: RateLimiter) {
+fn follow_reloads(ctx: &AppContext, limiter: RateLimiter, mut current: crate::config::RateLimitConfig) {
     let mut rx = ctx.config().subscribe();
     let token = ctx.lifecycle().shutdown_token();
     tokio::spawn(async move {
@@ -217,9 +218,13 @@ fn follow_reloads(ctx: &AppContext, limiter: RateLimiter) {
                 changed = rx.changed() => {
                     if changed.is_err() { break }
                     let cfg = rx.borrow_and_update().clone();
-                    if let Ok(http) = cfg.section::<HttpConfig>("http") {
+                    // Buckets restart full on a change, so leave them alone when nothing changed.
+                    if let Ok(http) = cfg.section::<HttpConfig>("http")
+                        && http.rate_limit != current
+                    {
                         limiter.update(&http.rate_limit);
                         tracing::info!(enabled = http.rate_limit.enabled, "rate limits updated");
+                        current = http.rate_limit;
                     }
                 }
             }

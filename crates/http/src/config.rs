@@ -171,7 +171,7 @@ impl Validate for BodyLimitConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsConfig {
-    /// Off by default; on when origins are listed and this is not `false`.
+    /// Off by default.
     pub enabled: bool,
     /// Allowed origins (`https://app.example.com`), or `["*"]` for any.
     pub allowed_origins: Vec<String>,
@@ -216,8 +216,14 @@ impl Validate for CorsConfig {
         for (i, m) in self.allowed_methods.iter().enumerate() {
             v.check(http::Method::from_bytes(m.as_bytes()).is_ok(), &format!("allowed_methods.{i}"), "an HTTP method");
         }
-        for (i, h) in self.allowed_headers.iter().chain(&self.exposed_headers).enumerate() {
-            v.check(http::HeaderName::from_bytes(h.as_bytes()).is_ok(), &format!("headers.{i}"), "a valid header name");
+        for (key, list) in [("allowed_headers", &self.allowed_headers), ("exposed_headers", &self.exposed_headers)] {
+            for (i, h) in list.iter().enumerate() {
+                v.check(
+                    http::HeaderName::from_bytes(h.as_bytes()).is_ok(),
+                    &format!("{key}.{i}"),
+                    "a valid header name",
+                );
+            }
         }
         v.check(
             !(self.allow_credentials && self.allowed_origins.iter().any(|o| o == "*")),
@@ -340,14 +346,21 @@ impl Validate for RateLimitConfig {
     }
 }
 
-/// A token bucket: refills at `requests_per_second`, holds up to `burst`.
+/// A token bucket: refills at `requests_per_second`, holds up to `burst`. A key left out takes
+/// the value of `{ requests_per_second: 50, burst: 100 }`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Bucket {
     /// Sustained rate.
     pub requests_per_second: u32,
     /// Largest burst.
     pub burst: u32,
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Self { requests_per_second: 50, burst: 100 }
+    }
 }
 
 impl Validate for Bucket {

@@ -210,7 +210,7 @@ where
     }
 }
 
-/// Path-parameter extractor whose rejection is a `400` (or `404` for an unparsable id) problem.
+/// Path-parameter extractor whose rejection is a `400` problem naming the parameter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Path<T>(pub T);
 

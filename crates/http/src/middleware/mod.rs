@@ -11,6 +11,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;
+pub mod timeout;
 
 use std::any::Any;
 use std::str::FromStr;
@@ -24,7 +25,6 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use microframework_auth::{JwtConfig, JwtVerifier};
 use microframework_core::{ErrorKind, ProblemDetails};
@@ -37,6 +37,7 @@ pub use problem::ProblemLayer;
 pub use rate_limit::{RateLimitLayer, RateLimiter};
 pub use request_id::{RequestId, RequestIdLayer};
 pub use security_headers::SecurityHeadersLayer;
+pub use timeout::RequestTimeoutLayer;
 
 /// What the default stack needs besides the `http` section.
 #[derive(Clone)]
@@ -57,11 +58,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
 
     // Innermost group: all of these keep axum's body type, so they share one layer call.
     let inner = ServiceBuilder::new()
-        .option_layer(
-            h.timeout
-                .enabled
-                .then(|| TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, h.timeout.duration)),
-        )
+        .option_layer(h.timeout.enabled.then(|| RequestTimeoutLayer::new(h.timeout.duration)))
         .option_layer(
             opts.jwt.as_ref().map(|(v, c)| JwtAuthLayer::new(v.clone(), c.clone(), opts.framework_paths.clone())),
         )
@@ -76,7 +73,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
     if h.body_limit.enabled {
         router = router.layer(RequestBodyLimitLayer::new(h.body_limit.max.as_usize()));
     }
-    if h.cors.enabled || !h.cors.allowed_origins.is_empty() {
+    if h.cors.enabled {
         router = router.layer(cors_layer(&h.cors));
     }
     if h.catch_panic.enabled {
@@ -90,10 +87,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
             )
         }))
         .option_layer(h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)))
-        .layer(ProblemLayer::new(
-            h.body_limit.enabled.then_some(h.body_limit.max.bytes()),
-            h.timeout.enabled.then_some(h.timeout.duration),
-        ))
+        .layer(ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes())))
         .option_layer((h.trace.enabled || h.metrics.enabled).then(|| {
             ObserveLayer::new(h.trace.enabled, h.metrics.enabled, h.trace.access_log, opts.framework_paths.clone())
         }));

@@ -26,13 +26,12 @@ use crate::error::ProblemMarker;
 #[derive(Clone, Debug, Default)]
 pub struct ProblemLayer {
     body_limit: Option<u64>,
-    timeout: Option<std::time::Duration>,
 }
 
 impl ProblemLayer {
-    /// `body_limit` and `timeout` make the 413 and timeout messages precise.
-    pub fn new(body_limit: Option<u64>, timeout: Option<std::time::Duration>) -> Self {
-        Self { body_limit, timeout }
+    /// `body_limit` makes the 413 message precise.
+    pub fn new(body_limit: Option<u64>) -> Self {
+        Self { body_limit }
     }
 }
 
@@ -54,6 +53,7 @@ struct ReqInfo {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
+    matched: bool,
     cfg: ProblemLayer,
 }
 
@@ -78,6 +78,7 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
             cfg: self.cfg.clone(),
         };
         ProblemFuture {
@@ -128,16 +129,23 @@ where
                         return Poll::Ready(Ok(render(parts, enrich(problem, &info)).map(Either::Right)));
                     }
                     let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    if ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
+                    let is_problem = ct.starts_with(ProblemDetails::CONTENT_TYPE);
+                    if !is_problem && ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
+                        // A JSON error body the handler wrote itself.
                         return Poll::Ready(Ok(res.map(Either::Left)));
                     }
                     let (parts, body) = res.into_parts();
                     let fut: Collecting = Box::pin(async move {
-                        let text = match Limited::new(body, 4096).collect().await {
-                            Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).trim().to_owned(),
-                            Err(_) => String::new(),
+                        let bytes = match Limited::new(body, 16 * 1024).collect().await {
+                            Ok(collected) => collected.to_bytes(),
+                            Err(_) => Bytes::new(),
                         };
-                        let problem = describe(status, &text, &info);
+                        // Problem details from elsewhere (an extractor's rejection) gain the
+                        // request id and path; anything else is described from status and text.
+                        let problem = match is_problem.then(|| serde_json::from_slice::<ProblemDetails>(&bytes)) {
+                            Some(Ok(problem)) => problem,
+                            _ => describe(status, String::from_utf8_lossy(&bytes).trim(), &info),
+                        };
                         render(parts, enrich(problem, &info))
                     });
                     this.state.set(State::Collecting { fut });
@@ -164,23 +172,14 @@ fn enrich(mut problem: ProblemDetails, info: &ReqInfo) -> ProblemDetails {
 fn describe(status: u16, text: &str, info: &ReqInfo) -> ProblemDetails {
     let kind = ErrorKind::from_http_status(status);
     let detail = match status {
-        404 if text.is_empty() => format!("No route matches `{} {}`.", info.method, info.uri.path()),
+        404 if text.is_empty() && !info.matched => format!("No route matches `{} {}`.", info.method, info.uri.path()),
         405 => format!("Method `{}` is not allowed on `{}`.", info.method, info.uri.path()),
         413 => match info.cfg.body_limit {
             Some(limit) => format!("The request body exceeds the limit of {limit} bytes."),
             None => "The request body is too large.".to_owned(),
         },
-        503 | 504 | 408 if text.is_empty() => match info.cfg.timeout {
-            Some(t) => format!("The request did not complete within {}.", humantime::format_duration(t)),
-            None => "The request did not complete in time.".to_owned(),
-        },
         _ if !text.is_empty() => text.to_owned(),
         _ => kind.title().to_owned(),
-    };
-    let kind = if matches!(status, 503 | 504 | 408) && text.is_empty() && info.cfg.timeout.is_some() {
-        ErrorKind::Timeout
-    } else {
-        kind
     };
     ProblemDetails::with_status(status, kind, detail)
 }

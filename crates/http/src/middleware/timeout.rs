@@ -1,0 +1,93 @@
+//! Request timeout: a request that takes longer than the configured duration is answered with
+//! `503` problem details (code `timeout`) and its handler future is dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+use microframework_core::{ErrorKind, ProblemDetails};
+
+use crate::error::problem_response;
+
+/// Layer that bounds how long a request may take.
+#[derive(Clone, Debug)]
+pub struct RequestTimeoutLayer {
+    duration: Duration,
+}
+
+impl RequestTimeoutLayer {
+    /// Requests taking longer than `duration` get `503`.
+    pub fn new(duration: Duration) -> Self {
+        Self { duration }
+    }
+}
+
+impl<S> Layer<S> for RequestTimeoutLayer {
+    type Service = RequestTimeout<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestTimeout { inner, duration: self.duration }
+    }
+}
+
+/// Service of [`RequestTimeoutLayer`].
+#[derive(Clone, Debug)]
+pub struct RequestTimeout<S> {
+    inner: S,
+    duration: Duration,
+}
+
+impl<S, B> Service<Request<B>> for RequestTimeout<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = RequestTimeoutFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        RequestTimeoutFuture {
+            inner: self.inner.call(req),
+            sleep: tokio::time::sleep(self.duration),
+            duration: self.duration,
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequestTimeout`].
+    pub struct RequestTimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        duration: Duration,
+    }
+}
+
+impl<F, E> Future for RequestTimeoutFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(res) = this.inner.poll(cx) {
+            return Poll::Ready(res);
+        }
+        std::task::ready!(this.sleep.poll(cx));
+        let detail = format!("The request did not complete within {}.", humantime::format_duration(*this.duration));
+        Poll::Ready(Ok(problem_response(ProblemDetails::new(ErrorKind::Timeout, detail))))
+    }
+}
