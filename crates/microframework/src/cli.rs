@@ -32,6 +32,10 @@ pub(crate) struct Flags {
     /// Validate the configuration, print the result and exit (0 when valid).
     #[arg(long)]
     pub(crate) check_config: bool,
+    /// Check the running service's liveness on this host (for container HEALTHCHECKs: no curl
+    /// needed) and exit 0 when it answers 200, 1 otherwise.
+    #[arg(long)]
+    pub(crate) healthcheck: bool,
     /// Print the version and exit.
     #[arg(short = 'V', long)]
     pub(crate) version: bool,

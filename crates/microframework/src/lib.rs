@@ -82,6 +82,7 @@ pub use microframework_http::{axum, utoipa, utoipa_axum, validator};
 #[cfg(feature = "data")]
 pub use sqlx;
 pub use tokio;
+pub use tower;
 pub use tracing;
 
 /// The names most services need.

@@ -186,6 +186,16 @@ impl Service {
             println!("{name} {}", self.version);
             return ExitCode::SUCCESS;
         }
+        if flags.healthcheck {
+            let sources = flags.apply(self.sources.clone().unwrap_or_default());
+            return match healthcheck(sources).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         if flags.check_config {
             let sources = flags.apply(self.sources.clone().unwrap_or_default());
             return match ConfigHandle::load(sources)
@@ -250,6 +260,12 @@ impl Service {
         let addr = listener.local_addr().map_err(|e| StartupError::Http(e.into()))?;
 
         if let Err(e) = self.components.start_all(&ctx).await {
+            // A component that rejected its configuration section is a configuration error.
+            if let StartError::Component { source, .. } = &e
+                && let Some(config) = source.downcast_ref::<ConfigError>()
+            {
+                return Err(StartupError::Config(config.clone()));
+            }
             return Err(e.into());
         }
         let mut builder = AppBuilder::new(self.name.clone(), self.version.clone());
@@ -269,7 +285,10 @@ impl Service {
             Ok(app) => app,
             Err(e) => {
                 self.components.stop_all(&ctx, shutdown.component_timeout).await;
-                return Err(StartupError::Http(e));
+                return Err(match e.downcast::<ConfigError>() {
+                    Ok(config) => StartupError::Config(*config),
+                    Err(e) => StartupError::Http(e),
+                });
             }
         };
 
@@ -363,7 +382,10 @@ fn follow_reloads(ctx: &AppContext, log: LogHandle) {
                 changed = rx.changed() => {
                     if changed.is_err() { break }
                     let cfg = rx.borrow_and_update().clone();
-                    if let Ok(logging) = cfg.section::<LoggingConfig>("logging")
+                    // RUST_LOG, when set, wins over logging.level (as it does at start-up).
+                    let rust_log = std::env::var("RUST_LOG").is_ok_and(|v| !v.is_empty());
+                    if !rust_log
+                        && let Ok(logging) = cfg.section::<LoggingConfig>("logging")
                         && let Err(e) = log.set_level(&logging.level)
                     {
                         tracing::error!("log level not changed: {e}");
@@ -375,6 +397,34 @@ fn follow_reloads(ctx: &AppContext, log: LogHandle) {
             }
         }
     });
+}
+
+/// `GET /health/live` on the configured port of this host, with a 3 s budget.
+async fn healthcheck(sources: ConfigSources) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = ConfigHandle::load(sources).map_err(|e| e.to_string())?;
+    let server: ServerConfig = config.section("server").map_err(|e| e.to_string())?;
+    let host = match server.host.as_str() {
+        "0.0.0.0" | "localhost" => "127.0.0.1".to_owned(),
+        "::" => "::1".to_owned(),
+        h => h.to_owned(),
+    };
+    let addr = if host.contains(':') { format!("[{host}]:{}", server.port) } else { format!("{host}:{}", server.port) };
+    let probe = async {
+        let mut stream =
+            tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let request = format!("GET /health/live HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
+        let line = String::from_utf8_lossy(&head[..n]);
+        match line.split_whitespace().nth(1) {
+            Some("200") => Ok(()),
+            Some(code) => Err(format!("/health/live answered {code}")),
+            None => Err("no HTTP response".to_owned()),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), probe).await.map_err(|_| "no answer within 3s".to_owned())?
 }
 
 async fn shutdown_signal() {

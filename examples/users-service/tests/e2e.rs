@@ -182,9 +182,18 @@ async fn serves_crud_and_stops_cleanly_on_sigterm() {
     assert_eq!(res.status(), 201);
     let list: serde_json::Value = client.get(proc.url("/users")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["total"], 1);
+    let healthcheck = |port: u16| {
+        let data = tempfile::tempdir().unwrap();
+        run_to_exit(command(data.path()).arg("--healthcheck").env("APP_SERVER__PORT", port.to_string()))
+    };
+    let port = proc.port;
+    assert_eq!(healthcheck(port).0, Some(0), "the container health check passes while serving");
     proc.sigterm();
     let (code, stderr) = proc.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = healthcheck(port);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("unhealthy: cannot connect"), "{stderr}");
 }
 
 fn run_to_exit(cmd: &mut Command) -> (Option<i32>, String) {

@@ -36,9 +36,11 @@ async fn valid_tokens_expose_claims_to_handlers() {
 async fn missing_expired_forged_and_unsigned_tokens_are_401() {
     let app = TestApp::builder(service()).yaml(jwt_yaml("    leeway_seconds: 5\n")).spawn().await;
 
-    let res = app.get("/whoami").await;
+    let res = app.client().get(app.url("/whoami")).header("x-request-id", "auth-1").send().await.unwrap();
     assert_eq!(res.status(), 401, "a route that takes Claims requires a token");
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["request_id"].as_str(), body["instance"].as_str()), (Some("auth-1"), Some("/whoami")));
 
     let res = get_with(&app, "/whoami", &token("alice", -3600)).await;
     assert_eq!(res.status(), 401);

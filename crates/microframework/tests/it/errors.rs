@@ -124,6 +124,12 @@ async fn plain_axum_rejections_and_bare_statuses_become_problems() {
     let (status, body) = problem(res).await;
     assert_eq!(status, 422);
     assert!(body["detail"].as_str().unwrap().contains("Failed to deserialize"), "{body}");
+    let (status, body) = problem(app.get("/status/404").await).await;
+    assert_eq!(
+        (status, body["detail"].as_str().unwrap()),
+        (404, "Not Found"),
+        "a handler's 404 is not a missing route"
+    );
     let (status, body) = problem(app.get("/status/409").await).await;
     assert_eq!((status, body["code"].as_str().unwrap()), (409, "conflict"));
     assert_eq!(app.get("/status/204").await.status(), 204);

@@ -76,6 +76,7 @@ async fn openapi_document_and_offline_docs_ui() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(doc["info"]["title"], "it-service");
     assert_eq!(doc["info"]["version"], "1.2.3");
+    assert!(doc["info"].get("license").is_none() && doc["info"].get("contact").is_none(), "{}", doc["info"]);
     assert!(doc["paths"]["/echo"]["post"].is_object());
     assert!(doc["paths"]["/health/ready"]["get"].is_object());
     assert!(doc["components"]["schemas"]["Payload"].is_object());
