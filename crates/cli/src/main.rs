@@ -1,0 +1,103 @@
+//! `microframework`: generate production microservices and check the tools they need.
+
+mod doctor;
+mod new;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "microframework", version, about = "Generate and check production microservices in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a complete service: code, tests, configuration, Docker, Kubernetes, Helm, docs.
+    New(new::NewArgs),
+    /// List what can be generated.
+    List {
+        /// `types` or `features`.
+        what: ListWhat,
+    },
+    /// Check the toolchain and, inside a service, that its database is reachable.
+    Doctor(doctor::DoctorArgs),
+    /// Print shell completions, e.g. `microframework completions bash > /etc/bash_completion.d/microframework`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListWhat {
+    /// Service types for `--type`.
+    Types,
+    /// Integrations for `--with-*`.
+    Features,
+}
+
+/// An error with the exit code to use: 2 for bad input, 1 for failures.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self { code: 2, message: message.into() }
+    }
+
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self { code: 1, message: message.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::New(args) => new::run(args),
+        Command::List { what } => {
+            list(what);
+            Ok(())
+        }
+        Command::Doctor(args) => doctor::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "microframework", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn list(what: ListWhat) {
+    match what {
+        ListWhat::Types => {
+            for t in microframework_gen::ServiceType::ALL {
+                let status = if t.is_available() { "" } else { "  (not available yet)" };
+                println!("{:<10} {}{status}", t.as_str(), t.description());
+            }
+        }
+        ListWhat::Features => {
+            for (name, what) in microframework_gen::FEATURES {
+                println!("{name:<10} {what}");
+            }
+        }
+    }
+}

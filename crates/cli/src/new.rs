@@ -1,0 +1,221 @@
+//! `microframework new`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use microframework_gen::{
+    AuthKind, DatabaseKind, FrameworkSource, Options, ServiceType, render, validate_name, write_new,
+};
+
+use crate::Failure;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DbArg {
+    /// SQLite, embedded (a file under data/).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// No database (an in-memory store).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuthArg {
+    /// JWT bearer tokens on write routes.
+    Jwt,
+    /// No authentication.
+    None,
+}
+
+fn parse_type(s: &str) -> Result<ServiceType, String> {
+    s.parse::<ServiceType>().map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NewArgs {
+    /// Service name: lowercase letters, digits and `-`, 3 to 50 characters (asked for when omitted in a terminal).
+    name: Option<String>,
+    /// Service type (see `microframework list types`).
+    #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "rest", value_parser = parse_type)]
+    service_type: ServiceType,
+    /// Database.
+    #[arg(long = "with-database", value_name = "DB", value_enum)]
+    database: Option<DbArg>,
+    /// Authentication.
+    #[arg(long = "with-auth", value_name = "AUTH", value_enum)]
+    auth: Option<AuthArg>,
+    /// The CRUD resource, plural snake_case.
+    #[arg(long, default_value = "users")]
+    resource: String,
+    /// Depend on a framework source checkout at this path (default when this CLI runs from one).
+    #[arg(long, value_name = "PATH", conflicts_with = "framework_version")]
+    framework_path: Option<PathBuf>,
+    /// Depend on this framework version from the registry.
+    #[arg(long, value_name = "VERSION")]
+    framework_version: Option<String>,
+    /// Directory to create (default: ./NAME).
+    #[arg(long, short = 'o', visible_alias = "output", value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Write into an existing non-empty directory, overwriting files of the same name.
+    #[arg(long)]
+    force: bool,
+    /// Print the files that would be written, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not run `git init`.
+    #[arg(long)]
+    no_git: bool,
+    /// Build and start the service once generated.
+    #[arg(long)]
+    run: bool,
+}
+
+/// The framework checkout this CLI was built from, if it still exists.
+fn source_checkout() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.parent()?;
+    root.join("crates/microframework/Cargo.toml").is_file().then(|| root.to_path_buf())
+}
+
+fn ask(args: &mut NewArgs) -> Result<(), Failure> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if args.name.is_none() {
+        if !interactive {
+            return Err(Failure::usage(
+                "missing the service name: microframework new NAME (stdin is not a terminal, so there is no prompt)",
+            ));
+        }
+        let name: String = dialoguer::Input::new()
+            .with_prompt("Service name")
+            .validate_with(|n: &String| validate_name(n).map_err(|e| e.to_string()))
+            .interact_text()
+            .map_err(|e| Failure::failed(format!("prompt failed: {e}")))?;
+        args.name = Some(name);
+        if args.database.is_none() {
+            let choices = ["sqlite", "postgres", "mysql", "none"];
+            let i = dialoguer::Select::new()
+                .with_prompt("Database")
+                .items(choices)
+                .default(0)
+                .interact()
+                .map_err(|e| Failure::failed(format!("prompt failed: {e}")))?;
+            args.database = Some([DbArg::Sqlite, DbArg::Postgres, DbArg::Mysql, DbArg::None][i]);
+        }
+        if args.auth.is_none() {
+            let i = dialoguer::Select::new()
+                .with_prompt("Authentication")
+                .items(["none", "jwt"])
+                .default(0)
+                .interact()
+                .map_err(|e| Failure::failed(format!("prompt failed: {e}")))?;
+            args.auth = Some([AuthArg::None, AuthArg::Jwt][i]);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
+    let started = Instant::now();
+    ask(&mut args)?;
+    let name = args.name.clone().unwrap_or_default();
+    let framework = match (&args.framework_path, &args.framework_version, source_checkout()) {
+        (Some(p), _, _) => {
+            let abs =
+                std::path::absolute(p).map_err(|e| Failure::usage(format!("--framework-path {}: {e}", p.display())))?;
+            FrameworkSource::Path(abs)
+        }
+        (None, Some(v), _) => FrameworkSource::Version(v.clone()),
+        (None, None, Some(root)) => FrameworkSource::Path(root),
+        (None, None, None) => FrameworkSource::Version(env!("CARGO_PKG_VERSION").to_owned()),
+    };
+    let options = Options {
+        name: name.clone(),
+        service_type: args.service_type,
+        database: match args.database.unwrap_or(DbArg::Sqlite) {
+            DbArg::Sqlite => DatabaseKind::Sqlite,
+            DbArg::Postgres => DatabaseKind::Postgres,
+            DbArg::Mysql => DatabaseKind::Mysql,
+            DbArg::None => DatabaseKind::None,
+        },
+        auth: match args.auth.unwrap_or(AuthArg::None) {
+            AuthArg::Jwt => AuthKind::Jwt,
+            AuthArg::None => AuthKind::None,
+        },
+        resource: args.resource.clone(),
+        framework: framework.clone(),
+    };
+    let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&name));
+
+    if args.dry_run {
+        println!("Would create `{name}` in {} ({} files):", dir.display(), project.files.len() + 1);
+        for f in &project.files {
+            println!("  {:<60} {:>7} bytes  {:?}", f.path.display(), f.contents.len(), f.policy);
+        }
+        println!("  {:<60}", microframework_gen::MANIFEST_FILE);
+        return Ok(());
+    }
+
+    let report = write_new(&project, &dir, args.force).map_err(|e| match e {
+        microframework_gen::GenError::TargetNotEmpty(_) => Failure::usage(e.to_string()),
+        other => Failure::failed(other.to_string()),
+    })?;
+    if let FrameworkSource::Path(root) = &framework {
+        seed_lockfile(root, &dir);
+    }
+    if !args.no_git {
+        match Command::new("git").args(["init", "-q"]).current_dir(&dir).status() {
+            Ok(s) if s.success() => {}
+            _ => eprintln!("warning: `git init` failed; the service was generated without a repository"),
+        }
+    }
+    println!(
+        "Created `{name}` ({} service, database: {}, auth: {}) in {} with {} files in {} ms.",
+        options.service_type,
+        options.database.as_str(),
+        options.auth.as_str(),
+        dir.display(),
+        report.written.len(),
+        started.elapsed().as_millis()
+    );
+    if !args.run {
+        println!("\nNext:\n  cd {}\n  cargo run            # http://127.0.0.1:8080/docs\n  make test", dir.display());
+        return Ok(());
+    }
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--quiet"]).current_dir(&dir);
+    if let FrameworkSource::Path(root) = &framework
+        && std::env::var_os("CARGO_TARGET_DIR").is_none()
+    {
+        // Reuse the framework's compiled dependencies.
+        cmd.env("CARGO_TARGET_DIR", root.join("target"));
+    }
+    println!("\nBuilding and starting `{name}` (Ctrl-C to stop)...");
+    let status = cmd.status().map_err(|e| Failure::failed(format!("cannot run cargo: {e}")))?;
+    if status.success() || status.code().is_none() {
+        Ok(())
+    } else {
+        Err(Failure::failed(format!("`cargo run` exited with {status}")))
+    }
+}
+
+/// Starts the service's lockfile from the framework's, so that it builds with the same, tested
+/// dependency versions (and reuses their compiled artifacts); cargo then trims what is unused.
+fn seed_lockfile(root: &Path, dir: &Path) {
+    let lock = root.join("Cargo.lock");
+    if !lock.is_file() || dir.join("Cargo.lock").exists() {
+        return;
+    }
+    if std::fs::copy(&lock, dir.join("Cargo.lock")).is_ok() {
+        let _ = Command::new("cargo")
+            .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
+            .arg(dir.join("Cargo.toml"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
