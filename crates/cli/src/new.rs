@@ -122,11 +122,21 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
     let started = Instant::now();
     ask(&mut args)?;
     let name = args.name.clone().unwrap_or_default();
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&name));
     let framework = match (&args.framework_path, &args.framework_version, source_checkout()) {
+        // An absolute path is kept; a relative one (from the current directory) is written
+        // relative to the service, so that the pair can move together (as examples/ do).
+        (Some(p), _, _) if p.is_absolute() => FrameworkSource::Path(p.clone()),
         (Some(p), _, _) => {
-            let abs =
-                std::path::absolute(p).map_err(|e| Failure::usage(format!("--framework-path {}: {e}", p.display())))?;
-            FrameworkSource::Path(abs)
+            let root =
+                p.canonicalize().map_err(|e| Failure::usage(format!("--framework-path {}: {e}", p.display())))?;
+            if !root.join("crates/microframework/Cargo.toml").is_file() {
+                return Err(Failure::usage(format!(
+                    "invalid --framework-path: `{}` is not a MicroFramework checkout (no crates/microframework/Cargo.toml)",
+                    p.display()
+                )));
+            }
+            FrameworkSource::Path(relative_to_service(&root, &dir)?)
         }
         (None, Some(v), _) => FrameworkSource::Version(v.clone()),
         (None, None, Some(root)) => FrameworkSource::Path(root),
@@ -149,7 +159,6 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         framework: framework.clone(),
     };
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&name));
 
     if args.dry_run {
         println!("Would create `{name}` in {} ({} files):", dir.display(), project.files.len() + 1);
@@ -165,7 +174,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         other => Failure::failed(other.to_string()),
     })?;
     if let FrameworkSource::Path(root) = &framework {
-        seed_lockfile(root, &dir);
+        seed_lockfile(&dir.join(root), &dir);
     }
     if !args.no_git {
         match Command::new("git").args(["init", "-q"]).current_dir(&dir).status() {
@@ -192,7 +201,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         && std::env::var_os("CARGO_TARGET_DIR").is_none()
     {
         // Reuse the framework's compiled dependencies.
-        cmd.env("CARGO_TARGET_DIR", root.join("target"));
+        cmd.env("CARGO_TARGET_DIR", dir.join(root).join("target"));
     }
     println!("\nBuilding and starting `{name}` (Ctrl-C to stop)...");
     let status = cmd.status().map_err(|e| Failure::failed(format!("cannot run cargo: {e}")))?;
@@ -203,11 +212,48 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
     }
 }
 
+/// The path from the (future) service directory `dir` to the framework `root`.
+fn relative_to_service(root: &Path, dir: &Path) -> Result<PathBuf, Failure> {
+    let abs = std::path::absolute(dir).map_err(|e| Failure::usage(format!("--dir {}: {e}", dir.display())))?;
+    // Resolve what exists of the service path (a parent may be a symlink), keep the rest.
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut service = existing.canonicalize().unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        service.push(name);
+    }
+    let common = root.components().zip(service.components()).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in service.components().skip(common) {
+        rel.push("..");
+    }
+    for c in root.components().skip(common) {
+        rel.push(c);
+    }
+    Ok(if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel })
+}
+
 /// Starts the service's lockfile from the framework's, so that it builds with the same, tested
 /// dependency versions (and reuses their compiled artifacts); cargo then trims what is unused.
 fn seed_lockfile(root: &Path, dir: &Path) {
     let lock = root.join("Cargo.lock");
     if !lock.is_file() || dir.join("Cargo.lock").exists() {
+        return;
+    }
+    // A service inside the framework checkout (examples/) is a member of its workspace and uses
+    // the workspace's lockfile.
+    if let (Ok(root), Ok(dir)) = (root.canonicalize(), dir.canonicalize())
+        && dir.starts_with(&root)
+    {
         return;
     }
     if std::fs::copy(&lock, dir.join("Cargo.lock")).is_ok() {

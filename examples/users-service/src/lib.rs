@@ -1,9 +1,8 @@
-//! users-service: a REST CRUD resource (`/users`) through handlers → services → repositories →
-//! models, on SQLite by default.
-//!
-//! The service is built here rather than in `main.rs` so that tests can start it in-process.
+//! Users Service: a REST service with a `/users` resource, through handlers → services →
+//! repositories → models.
 
 pub mod handlers;
+pub mod middleware;
 pub mod models;
 pub mod repositories;
 pub mod services;
@@ -14,16 +13,19 @@ use microframework::data::{Database, Migrations};
 use crate::repositories::UserRepository;
 use crate::services::UserService;
 
-/// The service, ready to `run()` (or to start in tests).
+/// The service, ready to `run()` from `main` or to start in tests.
 pub fn service() -> Service {
     Service::new("users-service")
         .version(env!("CARGO_PKG_VERSION"))
         .database(Migrations::new().sqlite(sqlx::migrate!("migrations/sqlite")))
+        .layer(middleware::version_header())
         .api(|ctx| {
             let db = ctx.require::<Database>()?;
-            let pool =
-                db.sqlite().ok_or("users-service stores users in SQLite: set database.url to a sqlite:// URL")?.clone();
-            Ok(handlers::users::router(UserService::new(UserRepository::new(pool))))
+            let pool = db
+                .sqlite()
+                .ok_or("this service is written for sqlite: set database.url to a sqlite:// URL")?
+                .clone();
+            let repository = UserRepository::new(pool);
+            Ok(handlers::users::router(UserService::new(repository)))
         })
-        .api(|_| Ok(handlers::hello::router()))
 }

@@ -1,4 +1,3 @@
 //! HTTP handlers.
 
-pub mod hello;
 pub mod users;

@@ -1,4 +1,8 @@
-//! End-to-end: the built binary, started as users start it, driven over HTTP and signals.
+//! Runtime behaviour of the built binary, beyond the generated tests: graceful shutdown under
+//! load, start-up failures and their exit codes, flags and the container health check.
+//!
+//! This file is not generated: it shows how a service adds its own tests next to the generated
+//! ones (the generator's manifest, .microframework.toml, does not list it).
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -8,12 +12,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use microframework::auth::JwtSigner;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_users-service");
+const SECRET: &str = "runtime-test-secret-0123456789abcdef0123";
+
+fn token() -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    JwtSigner::hs256(SECRET.as_bytes())
+        .sign(&json!({"sub": "load", "iss": "users-service", "exp": exp}))
+        .unwrap()
+}
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc {
@@ -27,7 +48,11 @@ fn command(data: &Path) -> Command {
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("APP_ENV")
         .env_remove("RUST_LOG")
-        .env("APP_DATABASE__URL", format!("sqlite://{}/e2e.db?mode=rwc", data.display()))
+        .env("JWT_SECRET", SECRET)
+        .env(
+            "APP_DATABASE__URL",
+            format!("sqlite://{}/e2e.db?mode=rwc", data.display()),
+        )
         .env("APP_LOGGING__LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -44,7 +69,11 @@ impl Proc {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        Proc { child, port, _data: data }
+        Proc {
+            child,
+            port,
+            _data: data,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -62,7 +91,12 @@ impl Proc {
             }
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut err = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("the service exited with {status}: {err}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -71,7 +105,11 @@ impl Proc {
     }
 
     fn sigterm(&self) {
-        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -TERM failed");
     }
 
@@ -80,7 +118,12 @@ impl Proc {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut err = String::new();
-                self.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 return (status.code(), err);
             }
             if Instant::now() > deadline {
@@ -102,9 +145,16 @@ impl Drop for Proc {
 /// readiness fails (as a load balancer does) sees no failed request, and the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_fails_no_request_and_exits_zero() {
-    let mut proc = Proc::start(&[("APP_SHUTDOWN__DRAIN_DELAY", "1s"), ("APP_SHUTDOWN__TIMEOUT", "10s")]);
+    let mut proc = Proc::start(&[
+        ("APP_SHUTDOWN__DRAIN_DELAY", "1s"),
+        ("APP_SHUTDOWN__TIMEOUT", "10s"),
+    ]);
     proc.wait_ready().await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let token = token();
     let draining = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -124,8 +174,14 @@ async fn sigterm_under_load_fails_no_request_and_exits_zero() {
     };
     let mut workers = Vec::new();
     for w in 0..32 {
-        let (client, draining, ok, failed, failures) =
-            (client.clone(), draining.clone(), ok.clone(), failed.clone(), failures.clone());
+        let (client, draining, ok, failed, failures) = (
+            client.clone(),
+            draining.clone(),
+            ok.clone(),
+            failed.clone(),
+            failures.clone(),
+        );
+        let token = token.clone();
         let base = proc.url("");
         workers.push(tokio::spawn(async move {
             let mut i = 0u64;
@@ -135,12 +191,13 @@ async fn sigterm_under_load_fails_no_request_and_exits_zero() {
                     0 => {
                         client
                             .post(format!("{base}/users"))
-                            .json(&json!({"name": "load", "email": format!("w{w}-{i}@example.com")}))
+                            .bearer_auth(&token)
+                            .json(&json!({"name": format!("load w{w} #{i}")}))
                             .send()
                             .await
                     }
                     1 => client.get(format!("{base}/users?per_page=5")).send().await,
-                    _ => client.get(format!("{base}/hello")).send().await,
+                    _ => client.get(format!("{base}/health/live")).send().await,
                 };
                 match res {
                     Ok(r) if r.status().is_success() => {
@@ -148,7 +205,10 @@ async fn sigterm_under_load_fails_no_request_and_exits_zero() {
                     }
                     Ok(r) => {
                         failed.fetch_add(1, Ordering::Relaxed);
-                        failures.lock().unwrap().push(format!("status {}", r.status()));
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", r.status()));
                     }
                     Err(e) => {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -167,8 +227,16 @@ async fn sigterm_under_load_fails_no_request_and_exits_zero() {
     }
     watcher.await.unwrap();
     let (code, stderr) = proc.wait_exit(Duration::from_secs(20));
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests: {:?}", failures.lock().unwrap());
-    assert!(ok.load(Ordering::Relaxed) > before, "requests kept succeeding after SIGTERM");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests: {:?}",
+        failures.lock().unwrap()
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > before,
+        "requests kept succeeding after SIGTERM"
+    );
     assert_eq!(code, Some(0), "exit code; stderr: {stderr}");
 }
 
@@ -177,17 +245,37 @@ async fn serves_crud_and_stops_cleanly_on_sigterm() {
     let mut proc = Proc::start(&[]);
     proc.wait_ready().await;
     let client = reqwest::Client::new();
-    let res =
-        client.post(proc.url("/users")).json(&json!({"name": "E2E", "email": "e2e@example.com"})).send().await.unwrap();
+    let res = client
+        .post(proc.url("/users"))
+        .bearer_auth(token())
+        .json(&json!({"name": "E2E"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
-    let list: serde_json::Value = client.get(proc.url("/users")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = client
+        .get(proc.url("/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["total"], 1);
     let healthcheck = |port: u16| {
         let data = tempfile::tempdir().unwrap();
-        run_to_exit(command(data.path()).arg("--healthcheck").env("APP_SERVER__PORT", port.to_string()))
+        run_to_exit(
+            command(data.path())
+                .arg("--healthcheck")
+                .env("APP_SERVER__PORT", port.to_string()),
+        )
     };
     let port = proc.port;
-    assert_eq!(healthcheck(port).0, Some(0), "the container health check passes while serving");
+    assert_eq!(
+        healthcheck(port).0,
+        Some(0),
+        "the container health check passes while serving"
+    );
     proc.sigterm();
     let (code, stderr) = proc.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{stderr}");
@@ -198,29 +286,54 @@ async fn serves_crud_and_stops_cleanly_on_sigterm() {
 
 fn run_to_exit(cmd: &mut Command) -> (Option<i32>, String) {
     let out = cmd.output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn a_bad_config_file_exits_2_naming_key_file_and_line() {
     let data = tempfile::tempdir().unwrap();
     let configs = tempfile::tempdir().unwrap();
-    std::fs::write(configs.path().join("config.yaml"), "server:\n  port: eighty\nlogging:\n  level: verbose\n")
-        .unwrap();
-    let (code, stderr) =
-        run_to_exit(command(data.path()).env("APP_CONFIG_DIR", configs.path()).env_remove("APP_LOGGING__LEVEL"));
+    std::fs::write(
+        configs.path().join("config.yaml"),
+        "server:\n  port: eighty\nlogging:\n  level: verbose\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(
+        command(data.path())
+            .env("APP_CONFIG_DIR", configs.path())
+            .env_remove("APP_LOGGING__LEVEL"),
+    );
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("invalid configuration (2 problems)"), "{stderr}");
-    assert!(stderr.contains("`server.port`") && stderr.contains("config.yaml:2"), "{stderr}");
-    assert!(stderr.contains("`logging.level`") && stderr.contains("config.yaml:4"), "{stderr}");
+    assert!(
+        stderr.contains("invalid configuration (2 problems)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`server.port`") && stderr.contains("config.yaml:2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`logging.level`") && stderr.contains("config.yaml:4"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_missing_required_env_var_in_prod_exits_2_naming_it() {
     let data = tempfile::tempdir().unwrap();
-    let (code, stderr) = run_to_exit(command(data.path()).env("APP_ENV", "prod").env_remove("JWT_SECRET"));
+    let (code, stderr) = run_to_exit(
+        command(data.path())
+            .env("APP_ENV", "prod")
+            .env_remove("JWT_SECRET"),
+    );
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("`auth.jwt.secret`") && stderr.contains("JWT_SECRET"), "{stderr}");
+    assert!(
+        stderr.contains("`auth.jwt.secret`") && stderr.contains("JWT_SECRET"),
+        "{stderr}"
+    );
     assert!(stderr.contains("config.prod.yaml:"), "{stderr}");
 }
 
@@ -234,15 +347,27 @@ fn bad_flags_exit_2_and_check_config_validates() {
     assert_eq!(code, Some(2), "{stderr}");
     let (code, stderr) = run_to_exit(command(data.path()).arg("--check-config"));
     assert_eq!(code, Some(0), "{stderr}");
-    let (code, stderr) =
-        run_to_exit(command(data.path()).args(["--check-config", "--set", "http.timeout.duration=0s"]));
+    let (code, stderr) = run_to_exit(command(data.path()).args([
+        "--check-config",
+        "--set",
+        "http.timeout.duration=0s",
+    ]));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("`http.timeout.duration` (from command-line flag --set http.timeout.duration)"),
+        stderr.contains(
+            "`http.timeout.duration` (from command-line flag --set http.timeout.duration)"
+        ),
         "{stderr}"
     );
-    let out = command(data.path()).arg("--version").stdout(Stdio::piped()).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("users-service {}", env!("CARGO_PKG_VERSION")));
+    let out = command(data.path())
+        .arg("--version")
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("users-service {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -252,5 +377,8 @@ fn a_port_in_use_exits_1_with_a_clear_message() {
     let port = busy.local_addr().unwrap().port().to_string();
     let (code, stderr) = run_to_exit(command(data.path()).env("APP_SERVER__PORT", &port));
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }
