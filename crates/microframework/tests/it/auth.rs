@@ -93,3 +93,42 @@ async fn invalid_jwt_configuration_fails_start_up_naming_keys() {
     assert!(text.contains("auth.jwt.secret"), "{text}");
     assert!(text.contains("auth.jwt.leeway_seconds"), "{text}");
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/../auth/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn rs256_and_es256_keys_from_config() {
+    for (alg, private, public) in
+        [("RS256", "rsa_private.pem", "rsa_public.pem"), ("ES256", "ec_private.pem", "ec_public.pem")]
+    {
+        let yaml = format!("auth:\n  jwt:\n    public_key: {}\n    issuer: it\n", fixture(public));
+        let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+        let pem = std::fs::read(fixture(private)).unwrap();
+        let signer = microframework::auth::JwtSigner::from_pem(alg, &pem).unwrap();
+        let ok = signer.sign(&serde_json::json!({"sub": "dana", "iss": "it", "exp": 4_000_000_000u64})).unwrap();
+        assert_eq!(get_with(&app, "/whoami", &ok).await.text().await.unwrap(), "dana", "{alg}");
+        let wrong_iss =
+            signer.sign(&serde_json::json!({"sub": "dana", "iss": "other", "exp": 4_000_000_000u64})).unwrap();
+        assert_eq!(get_with(&app, "/whoami", &wrong_iss).await.status(), 401, "{alg}");
+        // Algorithm confusion: an HS256 token keyed with the public key text is refused.
+        let confused = microframework::auth::JwtSigner::hs256(&std::fs::read(fixture(public)).unwrap())
+            .sign(&serde_json::json!({"sub": "eve", "iss": "it", "exp": 4_000_000_000u64}))
+            .unwrap();
+        assert_eq!(get_with(&app, "/whoami", &confused).await.status(), 401, "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_makes_readiness_fail_without_blocking_start_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let yaml = format!("auth:\n  jwt:\n    jwks_url: http://127.0.0.1:{port}/jwks.json\n    jwks_timeout: 1s\n");
+    let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+    let res = app.get("/health/ready").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["checks"].as_array().unwrap().iter().any(|c| c["name"] == "jwks" && c["status"] == "down"), "{body}");
+    let res = get_with(&app, "/whoami", &token("x", 60)).await;
+    assert!(res.status() == 401 || res.status() == 503, "{}", res.status());
+}
