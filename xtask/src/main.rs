@@ -31,7 +31,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchKind {
-    /// HTTP throughput/latency, start-up time and memory of users-service vs a bare axum server.
+    /// HTTP throughput/latency, start-up time and memory of MicroFramework vs a bare axum server.
     Http(bench::http::HttpArgs),
 }
 

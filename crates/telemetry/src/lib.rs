@@ -6,9 +6,11 @@
 //!   own metrics through the re-exported [`metrics`](::metrics) crate macros.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod json_fields;
 pub mod logging;
 pub mod metrics;
 
+pub use json_fields::JsonSpanFields;
 pub use logging::{LogFormat, LogHandle, LoggingConfig};
 pub use metrics::{Metrics, MetricsConfig};
 

@@ -10,7 +10,9 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+
+use crate::json_fields::JsonSpanFields;
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -179,11 +181,7 @@ pub fn init(service: &str, config: &LoggingConfig, prod: bool) -> Result<LogHand
     match format {
         LogFormat::Pretty => layers.push(tracing_subscriber::fmt::layer().with_ansi(ansi).with_target(true).boxed()),
         LogFormat::Json => layers.push(
-            tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonFields::new())
-                .event_format(FlatJson)
-                .with_ansi(false)
-                .boxed(),
+            tracing_subscriber::fmt::layer().fmt_fields(JsonSpanFields).event_format(FlatJson).with_ansi(false).boxed(),
         ),
     }
     let mut worker_guard = None;
@@ -208,7 +206,7 @@ pub fn init(service: &str, config: &LoggingConfig, prod: bool) -> Result<LogHand
         worker_guard = Some(g);
         layers.push(
             tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonFields::new())
+                .fmt_fields(JsonSpanFields)
                 .event_format(FlatJson)
                 .with_ansi(false)
                 .with_writer(writer)

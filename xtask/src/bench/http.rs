@@ -1,4 +1,5 @@
-//! `cargo xtask bench http`: users-service (full default middleware) vs a bare axum server.
+//! `cargo xtask bench http`: the same routes on MicroFramework (full default middleware) vs a
+//! bare axum server, both from the `bench-servers` package.
 //!
 //! Both are built in release, then each round starts both (one after the other: start-up time and
 //! idle RSS), warms them up, and loads each route with wrk, alternating targets
@@ -17,14 +18,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::proc::{Launch, Server, free_port};
+use super::proc::{CpuTimes, Launch, Server, free_port};
 use super::report::{self, HttpReport, LoadRow, ProcRow};
 use super::wrk::{Load, Wrk};
 use super::{Machine, command_line};
 use crate::workspace_root;
 
 const BASELINE: &str = "baseline-axum";
-const SERVICE: &str = "users-service";
+const SERVICE: &str = "framework-hello";
 const READY_PATH: &str = "/health/ready";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,18 +99,18 @@ impl Target {
                 clear_env_prefixes: Vec::new(),
             };
         }
-        let db = db_dir.join("bench.db");
         Launch {
             name: self.name.to_owned(),
             program: self.exe.clone(),
             args: Vec::new(),
-            cwd: root.join("examples/users-service"),
+            cwd: db_dir.to_owned(),
             env: [
                 ("APP_SERVER__HOST", "127.0.0.1".to_owned()),
                 ("APP_SERVER__PORT", port.to_string()),
-                ("APP_LOGGING__LEVEL", "warn".to_owned()),
-                ("APP_HTTP__TRACE__ACCESS_LOG", "false".to_owned()),
-                ("APP_DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display())),
+                // Production logging: JSON at info, so every request gets its trace span (the
+                // access log stays off, as it is by default).
+                ("APP_LOGGING__LEVEL", "info".to_owned()),
+                ("APP_LOGGING__FORMAT", "json".to_owned()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -152,6 +153,7 @@ pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
     let mut proc_rows: Vec<ProcRow> =
         targets.iter().map(|t| ProcRow { target: t.name.to_owned(), ..ProcRow::default() }).collect();
 
+    let mut background_cpu: f64 = 0.0;
     for round in 0..args.rounds {
         eprintln!("== round {}/{}", round + 1, args.rounds);
         // Alternate which target goes first, so neither always runs on a "fresher" machine.
@@ -165,13 +167,18 @@ pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
             let launch = t.launch(&root, port, db_dir.path());
             let mut server = Server::spawn(&launch, port)?;
             let startup = server.wait_ready(READY_PATH, READY_TIMEOUT)?;
+            let before = CpuTimes::read();
             std::thread::sleep(IDLE_SETTLE);
             let idle = server.rss_kib()?;
+            // With the servers idle, any CPU use is someone else's: noise for the measurements.
+            let busy = before.zip(CpuTimes::read()).and_then(|(b, a)| a.busy_since(&b)).unwrap_or(0.0);
+            background_cpu = background_cpu.max(busy);
             eprintln!(
-                "   {:<14} ready in {:.1} ms on port {port}, idle RSS {:.1} MiB",
+                "   {:<14} ready in {:.1} ms on port {port}, idle RSS {:.1} MiB (background CPU {:.0}%)",
                 t.name,
                 startup.as_secs_f64() * 1e3,
-                idle as f64 / 1024.0
+                idle as f64 / 1024.0,
+                busy * 100.0
             );
             proc_rows[i].startup_ms.push(startup.as_secs_f64() * 1e3);
             proc_rows[i].idle_rss_kib.push(idle as f64);
@@ -232,6 +239,13 @@ pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
         }
     }
 
+    if background_cpu > report::BUSY_WARNING {
+        eprintln!(
+            "warning: other processes used up to {:.0}% of the machine's CPU while the servers idled: \
+             the numbers are noisy; rerun on a quiet machine",
+            background_cpu * 100.0
+        );
+    }
     let check_route = args
         .check_target
         .then(|| args.routes.iter().find(|r| r.as_str() == "/hello").unwrap_or(&args.routes[0]).clone());
@@ -248,6 +262,7 @@ pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
             args.warmup.as_secs()
         ),
         rounds: args.rounds,
+        background_cpu,
         load_rows,
         proc_rows,
         check_route,
@@ -300,11 +315,9 @@ fn build(root: &Path) -> anyhow::Result<HashMap<String, PathBuf>> {
         "build",
         "--release",
         "-p",
-        "xtask",
+        "bench-servers",
         "--bin",
         BASELINE,
-        "-p",
-        SERVICE,
         "--bin",
         SERVICE,
         "--message-format=json-render-diagnostics",

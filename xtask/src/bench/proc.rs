@@ -222,6 +222,39 @@ fn parse_vm_rss_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Cumulative CPU time of the whole machine, from the `cpu` line of `/proc/stat` (in ticks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CpuTimes {
+    busy: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// The current counters, or `None` when `/proc/stat` is unreadable.
+    pub(crate) fn read() -> Option<Self> {
+        parse_cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// Share of the machine's CPU time (0–1, all cores) that was busy between `earlier` and `self`.
+    pub(crate) fn busy_since(&self, earlier: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        (total > 0).then(|| busy as f64 / total as f64)
+    }
+}
+
+fn parse_cpu_times(stat: &str) -> Option<CpuTimes> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user/nice]
+    let fields: Vec<u64> = line.split_whitespace().skip(1).take(8).filter_map(|f| f.parse().ok()).collect();
+    if fields.len() < 5 {
+        return None;
+    }
+    let total: u64 = fields.iter().sum();
+    let idle = fields[3] + fields[4];
+    Some(CpuTimes { busy: total - idle, total })
+}
+
 /// Samples a process's VmRSS every 100 ms on a background thread and keeps the maximum.
 pub(crate) struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -263,6 +296,17 @@ mod tests {
         let status = "Name:\tbaseline-axum\nVmPeak:\t  20000 kB\nVmRSS:\t    4321 kB\nRssAnon:\t 1000 kB\n";
         assert_eq!(parse_vm_rss_kib(status), Some(4321));
         assert_eq!(parse_vm_rss_kib("Name: x\n"), None);
+    }
+
+    #[test]
+    fn cpu_times() {
+        let stat = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n";
+        let a = parse_cpu_times(stat).unwrap();
+        assert_eq!(a, CpuTimes { busy: 150, total: 1000 });
+        let b = CpuTimes { busy: 170, total: 1200 };
+        assert_eq!(b.busy_since(&a), Some(0.1));
+        assert_eq!(a.busy_since(&a), None);
+        assert!(CpuTimes::read().is_some());
     }
 
     #[test]

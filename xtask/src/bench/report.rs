@@ -42,6 +42,8 @@ pub(crate) struct HttpReport {
     /// Human description of the load, e.g. `1 wrk thread, 64 connections, 10 s per run`.
     pub(crate) load: String,
     pub(crate) rounds: u32,
+    /// Highest share (0–1) of the machine's CPU used by other processes while the servers idled.
+    pub(crate) background_cpu: f64,
     pub(crate) load_rows: Vec<LoadRow>,
     pub(crate) proc_rows: Vec<ProcRow>,
     /// The route the targets are checked on (`--check-target`); `None` to skip the check.
@@ -57,6 +59,8 @@ pub(crate) struct Check {
     pub(crate) measured: String,
 }
 
+/// Background CPU use (share of all cores) above which a run is flagged as noisy.
+pub(crate) const BUSY_WARNING: f64 = 0.10;
 /// Minimum share of the baseline's requests/s.
 const TARGET_RPS_RATIO: f64 = 0.90;
 /// Maximum p99 latency as a multiple of the baseline's.
@@ -101,11 +105,17 @@ impl HttpReport {
         let mut out = String::new();
         let rounds =
             if self.rounds == 1 { "1 round".to_owned() } else { format!("{} rounds, median shown", self.rounds) };
-        let _ = writeln!(out, "### HTTP: users-service vs bare axum\n");
+        let _ = writeln!(out, "### HTTP: MicroFramework (framework-hello) vs bare axum (baseline-axum)\n");
         let _ = writeln!(out, "- Date: {}", m.date);
         let _ = writeln!(out, "- Machine: {}, {} cores, kernel {}", m.cpu, m.cores, m.kernel);
         let _ = writeln!(out, "- Toolchain: {}, `--release` profile of the workspace", m.rustc);
         let _ = writeln!(out, "- Load: {}, {}; {rounds}", self.wrk_version, self.load);
+        let _ = writeln!(
+            out,
+            "- Background CPU use while the servers idled: up to {:.0}% of the machine{}",
+            self.background_cpu * 100.0,
+            if self.background_cpu > BUSY_WARNING { " (busy machine: numbers are noisy)" } else { "" }
+        );
         let _ = writeln!(out, "- Command: `{}`\n", self.command);
 
         let _ = writeln!(
@@ -256,6 +266,7 @@ mod tests {
             command: "cargo xtask bench http".into(),
             load: "1 wrk thread, 64 connections, 10 s per run".into(),
             rounds: 3,
+            background_cpu: 0.02,
             load_rows: vec![
                 LoadRow {
                     target: "baseline-axum".into(),
@@ -299,6 +310,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| baseline-axum | 3.0 | 2.0 | 4.0 | 1.0 |"), "{md}");
+        assert!(md.contains("- Background CPU use while the servers idled: up to 2% of the machine\n"), "{md}");
         assert!(md.contains("- PASS: users-service requests/s ≥ 90% of baseline on /hello (measured 92.0%)"), "{md}");
         assert!(md.contains("- MISS: users-service p99 ≤ 1.2× baseline on /hello (measured 1.50×)"), "{md}");
     }

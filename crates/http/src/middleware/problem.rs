@@ -10,10 +10,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, Uri, header};
-use http_body::Body as HttpBody;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -57,17 +57,15 @@ struct ReqInfo {
     cfg: ProblemLayer,
 }
 
-type Collecting = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+type Collecting = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
-impl<S, B, ResB> Service<Request<B>> for Problem<S>
+impl<S, B> Service<Request<B>> for Problem<S>
 where
-    S: Service<Request<B>, Response = Response<ResB>>,
-    ResB: HttpBody<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: Service<Request<B>, Response = Response<Body>>,
 {
-    type Response = Response<Either<ResB, Full<Bytes>>>;
+    type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ProblemFuture<S::Future, ResB>;
+    type Future = ProblemFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -81,19 +79,15 @@ where
             matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
             cfg: self.cfg.clone(),
         };
-        ProblemFuture {
-            state: State::Inner { fut: self.inner.call(req), info: Some(info) },
-            _b: std::marker::PhantomData,
-        }
+        ProblemFuture { state: State::Inner { fut: self.inner.call(req), info: Some(info) } }
     }
 }
 
 pin_project! {
     /// Response future of [`Problem`].
-    pub struct ProblemFuture<F, ResB> {
+    pub struct ProblemFuture<F> {
         #[pin]
         state: State<F>,
-        _b: std::marker::PhantomData<fn() -> ResB>,
     }
 }
 
@@ -105,13 +99,11 @@ pin_project! {
     }
 }
 
-impl<F, ResB, E> Future for ProblemFuture<F, ResB>
+impl<F, E> Future for ProblemFuture<F>
 where
-    F: Future<Output = Result<Response<ResB>, E>>,
-    ResB: HttpBody<Data = Bytes> + Send + 'static,
-    ResB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Future<Output = Result<Response<Body>, E>>,
 {
-    type Output = Result<Response<Either<ResB, Full<Bytes>>>, E>;
+    type Output = Result<Response<Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -121,18 +113,18 @@ where
                     let res = std::task::ready!(fut.poll(cx))?;
                     let status = res.status().as_u16();
                     if status < 400 {
-                        return Poll::Ready(Ok(res.map(Either::Left)));
+                        return Poll::Ready(Ok(res));
                     }
-                    let Some(info) = info.take() else { return Poll::Ready(Ok(res.map(Either::Left))) };
+                    let Some(info) = info.take() else { return Poll::Ready(Ok(res)) };
                     if let Some(ProblemMarker(problem)) = res.extensions().get::<ProblemMarker>().cloned() {
                         let (parts, _) = res.into_parts();
-                        return Poll::Ready(Ok(render(parts, enrich(problem, &info)).map(Either::Right)));
+                        return Poll::Ready(Ok(render(parts, enrich(problem, &info))));
                     }
                     let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
                     let is_problem = ct.starts_with(ProblemDetails::CONTENT_TYPE);
                     if !is_problem && ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
                         // A JSON error body the handler wrote itself.
-                        return Poll::Ready(Ok(res.map(Either::Left)));
+                        return Poll::Ready(Ok(res));
                     }
                     let (parts, body) = res.into_parts();
                     let fut: Collecting = Box::pin(async move {
@@ -152,7 +144,7 @@ where
                 }
                 StateProj::Collecting { fut } => {
                     let res = std::task::ready!(fut.as_mut().poll(cx));
-                    return Poll::Ready(Ok(res.map(Either::Right)));
+                    return Poll::Ready(Ok(res));
                 }
             }
         }
@@ -184,9 +176,9 @@ fn describe(status: u16, text: &str, info: &ReqInfo) -> ProblemDetails {
     ProblemDetails::with_status(status, kind, detail)
 }
 
-fn render(mut parts: http::response::Parts, problem: ProblemDetails) -> Response<Full<Bytes>> {
+fn render(mut parts: http::response::Parts, problem: ProblemDetails) -> Response<Body> {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ProblemDetails::CONTENT_TYPE));
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.extensions.remove::<ProblemMarker>();
-    Response::from_parts(parts, Full::new(Bytes::from(problem.to_json())))
+    Response::from_parts(parts, Body::from(problem.to_json()))
 }

@@ -35,6 +35,8 @@ pub struct RequestIdLayer {
 impl RequestIdLayer {
     /// Uses `header` (normally `x-request-id`).
     pub fn new(header: HeaderName) -> Self {
+        // A static name clones without touching the allocator on every request.
+        let header = if header == "x-request-id" { HeaderName::from_static("x-request-id") } else { header };
         Self { header }
     }
 }

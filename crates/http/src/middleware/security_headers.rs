@@ -101,6 +101,7 @@ where
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx))?;
         let map = res.headers_mut();
+        map.reserve(this.headers.len());
         for (name, value) in this.headers.iter() {
             if !map.contains_key(name) {
                 map.insert(name.clone(), value.clone());
