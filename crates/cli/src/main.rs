@@ -73,8 +73,15 @@ fn main() -> ExitCode {
         }
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "microframework", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "microframework", &mut script);
+            // A closed pipe (`| head`) is not an error worth a backtrace.
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(Failure::failed(format!("cannot write: {e}")))
+                }
+                _ => Ok(()),
+            }
         }
     };
     match result {

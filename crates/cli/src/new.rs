@@ -161,6 +161,10 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 
     if args.dry_run {
+        let occupied = std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if occupied && !args.force {
+            return Err(Failure::usage(microframework_gen::GenError::TargetNotEmpty(dir.clone()).to_string()));
+        }
         println!("Would create `{name}` in {} ({} files):", dir.display(), project.files.len() + 1);
         for f in &project.files {
             println!("  {:<60} {:>7} bytes  {:?}", f.path.display(), f.contents.len(), f.policy);
@@ -250,9 +254,10 @@ fn seed_lockfile(root: &Path, dir: &Path) {
         return;
     }
     // A service inside the framework checkout (examples/) is a member of its workspace and uses
-    // the workspace's lockfile.
+    // the workspace's lockfile; target/ is excluded from the workspace, so services there do not.
     if let (Ok(root), Ok(dir)) = (root.canonicalize(), dir.canonicalize())
         && dir.starts_with(&root)
+        && !dir.starts_with(root.join("target"))
     {
         return;
     }

@@ -18,9 +18,12 @@ fn examples_match_the_generator() {
         let project = render(&manifest.options).unwrap();
         let name = &manifest.options.name;
         let regenerate = format!(
-            "cargo run -p microframework-cli -- new {name} --dir examples/{name} --framework-path . --force --no-git{}{}",
-            format_args!(" --with-database={}", manifest.options.database.as_str()),
-            format_args!(" --with-auth={}", manifest.options.auth.as_str()),
+            "cargo run -p microframework-cli -- new {name} --dir examples/{name} --framework-path . --force --no-git \
+             --type {} --with-database={} --with-auth={} --resource {}",
+            manifest.options.service_type,
+            manifest.options.database.as_str(),
+            manifest.options.auth.as_str(),
+            manifest.options.resource,
         );
         let mut drift = Vec::new();
         for file in &project.files {

@@ -287,7 +287,8 @@ not ending with `-`, without `--`, and not a Rust keyword or reserved crate name
 /// Checks a service name against [`NAME_RULES`].
 pub fn validate_name(name: &str) -> Result<(), GenError> {
     let problem = if name.len() < 3 || name.len() > 50 {
-        Some(format!("it is {} characters long", name.chars().count()))
+        let n = name.chars().count();
+        Some(format!("it is {n} character{} long", if n == 1 { "" } else { "s" }))
     } else if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
         Some(if c.is_ascii_uppercase() {
             format!("it contains the uppercase letter `{c}` (try `{}`)", name.to_kebab_case())
