@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask bench http [--duration 10s] [--connections 64] [--threads 1] [--rounds 3]
 //!                        [--write docs/benchmarks.md] [--check-target]
+//! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]
 //! ```
 
 mod bench;
@@ -33,12 +34,15 @@ enum Command {
 enum BenchKind {
     /// HTTP throughput/latency, start-up time and memory of MicroFramework vs a bare axum server.
     Http(bench::http::HttpArgs),
+    /// Time of `microframework new`, build times and binary size of a generated service.
+    Gen(bench::generator::GenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench { kind: BenchKind::Http(args) } => bench::http::run(&args),
+        Command::Bench { kind: BenchKind::Gen(args) } => bench::generator::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Benchmarks. Each kind (`http` today; `grpc` and others later) lives in its own module and
 //! shares the process control ([`proc`]), load generator ([`wrk`]) and report ([`report`]) helpers.
 
+pub(crate) mod generator;
 pub(crate) mod http;
 pub(crate) mod proc;
 pub(crate) mod report;
