@@ -1,0 +1,17 @@
+//! The interceptor stack: tower layers over the HTTP/2 requests of gRPC calls.
+//!
+//! From the outside in: [request id](crate::request_id::RequestIdLayer) → [span, metrics and
+//! error logs](ObserveLayer) → [JWT authentication](crate::auth::JwtAuthLayer) (when configured)
+//! → [deadline](DeadlineLayer) → [per-connection concurrency limit](ConcurrencyLimitLayer) →
+//! [request message size limit](DecodeLimitLayer) → your layers → the services.
+//! [`GrpcBuilder::build`](crate::GrpcBuilder::build) assembles it from the `grpc` section.
+
+mod deadline;
+mod limit;
+mod observe;
+
+pub use deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
+pub use limit::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, DecodeLimit, DecodeLimitLayer, LimitBody, LimitFuture, LimitedBody,
+};
+pub use observe::{Observe, ObserveBody, ObserveFuture, ObserveLayer};
