@@ -48,6 +48,8 @@ pub struct BuiltApp {
     pub openapi: utoipa::openapi::OpenApi,
     /// The live rate limiter (follows reloads of `http.rate_limit`).
     pub rate_limiter: RateLimiter,
+    /// The JWT verifier and its settings, when `auth.jwt` is on (shared with other protocols).
+    pub jwt: Option<(JwtVerifier, microframework_auth::JwtConfig)>,
 }
 
 impl std::fmt::Debug for BuiltApp {
@@ -174,9 +176,9 @@ impl AppBuilder {
 
         let rate_limiter = RateLimiter::new(&http.rate_limit, framework_paths.clone());
         follow_reloads(ctx, rate_limiter.clone(), http.rate_limit.clone());
-        let opts = StackOptions { http, jwt, rate_limiter: rate_limiter.clone(), framework_paths };
+        let opts = StackOptions { http, jwt: jwt.clone(), rate_limiter: rate_limiter.clone(), framework_paths };
         let router = apply_default_stack(app, &opts);
-        Ok(BuiltApp { router, openapi, rate_limiter })
+        Ok(BuiltApp { router, openapi, rate_limiter, jwt })
     }
 }
 

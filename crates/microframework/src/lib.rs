@@ -30,6 +30,8 @@
 //! | `postgres` | no | PostgreSQL (same component, chosen by `database.url`) |
 //! | `mysql` | no | MySQL and MariaDB |
 //! | `data` | via the above | [`Service::database`], [`data`] |
+//! | `grpc` | no | [`Service::grpc`]: tonic services with health, reflection, auth, metrics |
+//! | `ws` | no | [`Service::websocket`]: rooms, broadcast, heartbeats, backpressure, close 1001 on shutdown |
 //!
 //! ## Configuration
 //!
@@ -79,6 +81,18 @@ pub mod data {
 }
 
 pub use microframework_http::{axum, utoipa, utoipa_axum, validator};
+/// gRPC (feature `grpc`).
+#[cfg(feature = "grpc")]
+pub mod grpc {
+    pub use microframework_grpc::*;
+}
+
+/// WebSocket (feature `ws`).
+#[cfg(feature = "ws")]
+pub mod ws {
+    pub use microframework_ws::*;
+}
+
 #[cfg(feature = "data")]
 pub use sqlx;
 pub use tokio;

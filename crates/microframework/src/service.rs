@@ -22,7 +22,9 @@ use crate::cli::Flags;
 
 type ApiFn = Box<dyn FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send>;
 type RouterFn = Box<dyn FnOnce(&AppContext) -> Result<Router, BoxError> + Send>;
-type BuilderHook = Box<dyn FnOnce(AppBuilder) -> AppBuilder + Send>;
+type BuilderHook = Box<dyn FnOnce(AppBuilder, &AppContext) -> AppBuilder + Send>;
+#[cfg(feature = "grpc")]
+type GrpcFn = Box<dyn FnOnce(&AppContext) -> Result<microframework_grpc::GrpcBuilder, BoxError> + Send>;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,10 @@ pub struct Service {
     hooks: Vec<BuilderHook>,
     sources: Option<ConfigSources>,
     args: Option<Vec<OsString>>,
+    #[cfg(feature = "grpc")]
+    grpc: Option<GrpcFn>,
+    #[cfg(feature = "ws")]
+    ws_section: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -90,6 +96,10 @@ impl Service {
             hooks: Vec::new(),
             sources: None,
             args: None,
+            #[cfg(feature = "grpc")]
+            grpc: None,
+            #[cfg(feature = "ws")]
+            ws_section: false,
         }
     }
 
@@ -122,6 +132,35 @@ impl Service {
         self
     }
 
+    /// Serves gRPC services (section `grpc`), built once components have started: on their own
+    /// port (`grpc.port`, default 50051), or beside REST on the HTTP port when `grpc.port` equals
+    /// `server.port`. Health (`grpc.health.v1`), reflection, request ids, metrics, tracing and the
+    /// JWT settings of `auth.jwt` apply; shutdown drains streams like HTTP requests.
+    #[cfg(feature = "grpc")]
+    pub fn grpc<F>(mut self, build: F) -> Self
+    where
+        F: FnOnce(&AppContext) -> Result<microframework_grpc::GrpcBuilder, BoxError> + Send + 'static,
+    {
+        self.grpc = Some(Box::new(build));
+        self
+    }
+
+    /// Serves WebSocket connections at `websocket.path` (default `/ws`) with `handler`, sharing
+    /// `hub` (rooms, broadcast) with the rest of the service. The hub is a component, so on
+    /// shutdown every peer gets a close frame with code 1001 before the process exits. The path
+    /// is exempt from `auth.jwt.required`: the upgrade checks tokens itself (header or
+    /// `?access_token=`), as `websocket.require_auth` says.
+    #[cfg(feature = "ws")]
+    pub fn websocket<H: microframework_ws::WsHandler>(mut self, hub: microframework_ws::Hub, handler: H) -> Self {
+        self.ws_section = true;
+        self.components.add(Box::new(hub.component()));
+        self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
+            let path = ctx.config().current().get::<String>("websocket.path").unwrap_or_else(|| "/ws".to_owned());
+            b.public_path(path)
+        }));
+        self.router(move |ctx| microframework_ws::router(hub, handler, ctx, None))
+    }
+
     /// Adds a plain axum router (not in the OpenAPI document), built once components have started.
     pub fn router<F>(mut self, build: F) -> Self
     where
@@ -140,14 +179,14 @@ impl Service {
         <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        self.hooks.push(Box::new(move |b: AppBuilder| b.layer(layer)));
+        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.layer(layer)));
         self
     }
 
     /// Exempts `path` (exact, or a prefix ending in `*`) from `auth.jwt.required`.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         let path = path.into();
-        self.hooks.push(Box::new(move |b: AppBuilder| b.public_path(path)));
+        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.public_path(path)));
         self
     }
 
@@ -200,7 +239,7 @@ impl Service {
             let sources = flags.apply(self.sources.clone().unwrap_or_default());
             return match ConfigHandle::load(sources)
                 .map_err(StartupError::from)
-                .and_then(|h| validate_sections(&h, self.has_database()))
+                .and_then(|h| validate_sections(&h, self.sections()))
             {
                 Ok(()) => {
                     println!("{name}: configuration is valid");
@@ -241,12 +280,30 @@ impl Service {
         self.components.names().iter().any(|n| n == "database")
     }
 
+    fn sections(&self) -> Sections {
+        Sections {
+            database: self.has_database(),
+            grpc: self.has_grpc(),
+            #[cfg(feature = "ws")]
+            websocket: self.ws_section,
+            #[cfg(not(feature = "ws"))]
+            websocket: false,
+        }
+    }
+
+    fn has_grpc(&self) -> bool {
+        #[cfg(feature = "grpc")]
+        return self.grpc.is_some();
+        #[cfg(not(feature = "grpc"))]
+        false
+    }
+
     async fn start_with(mut self, flags: Flags) -> Result<RunningService, StartupError> {
         let started = Instant::now();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let sources = flags.apply(self.sources.take().unwrap_or_default());
         let config = ConfigHandle::load(sources)?;
-        validate_sections(&config, self.has_database())?;
+        validate_sections(&config, self.sections())?;
         let current = config.current();
         let logging: LoggingConfig = config.section("logging")?;
         let log = microframework_telemetry::logging::init(&self.name, &logging, current.is_prod())?;
@@ -258,6 +315,20 @@ impl Service {
         let ctx = AppContext::new(self.name.clone(), config.clone());
         let listener = microframework_http::server::bind(&server).await?;
         let addr = listener.local_addr().map_err(|e| StartupError::Http(e.into()))?;
+        #[cfg(feature = "grpc")]
+        let grpc_listener = match &self.grpc {
+            Some(_) => {
+                let cfg: microframework_grpc::GrpcConfig = config.section("grpc")?;
+                let same_port = cfg.port == server.port && cfg.host == server.host && server.port != 0;
+                if cfg.enabled && !same_port {
+                    let l = cfg.bind().await.map_err(|e| StartupError::Http(e.into()))?;
+                    Some(l)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
 
         if let Err(e) = self.components.start_all(&ctx).await {
             // A component that rejected its configuration section is a configuration error.
@@ -277,7 +348,7 @@ impl Service {
                 builder = builder.router(router(&ctx)?);
             }
             for hook in self.hooks.drain(..) {
-                builder = hook(builder);
+                builder = hook(builder, &ctx);
             }
             builder.build(&ctx, metrics.clone()).await
         };
@@ -291,27 +362,83 @@ impl Service {
                 });
             }
         };
+        #[allow(unused_mut)]
+        let mut http_router = app.router;
+        #[cfg(feature = "grpc")]
+        let mut grpc_server: Option<(tokio::net::TcpListener, axum::Router)> = None;
+        #[cfg(feature = "grpc")]
+        if let Some(build_grpc) = self.grpc.take() {
+            let built = async {
+                let mut builder = build_grpc(&ctx)?;
+                if let Some((verifier, jwt)) = app.jwt.clone() {
+                    builder = builder.jwt(verifier, jwt);
+                }
+                builder.build(&ctx).await
+            };
+            match built.await {
+                Ok(grpc) if grpc.config.enabled => match grpc_listener {
+                    Some(l) => grpc_server = Some((l, grpc.standalone_router())),
+                    None => match grpc.merge_rest(http_router.clone()) {
+                        Ok(merged) => http_router = merged,
+                        Err(e) => {
+                            self.components.stop_all(&ctx, shutdown.component_timeout).await;
+                            return Err(StartupError::Http(e));
+                        }
+                    },
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    self.components.stop_all(&ctx, shutdown.component_timeout).await;
+                    return Err(match e.downcast::<ConfigError>() {
+                        Ok(config) => StartupError::Config(*config),
+                        Err(e) => StartupError::Http(e),
+                    });
+                }
+            }
+        }
+        #[cfg(feature = "grpc")]
+        let grpc_addr = grpc_server.as_ref().and_then(|(l, _)| l.local_addr().ok());
+        #[cfg(not(feature = "grpc"))]
+        let grpc_addr: Option<SocketAddr> = None;
 
         if let Err(e) = config.watch_files(ctx.lifecycle().shutdown_token()) {
             tracing::debug!(dir = %config.sources().dir.display(), "configuration hot reload is off: {e}");
         }
         follow_reloads(&ctx, log);
 
-        let stop = {
+        // Listeners stop accepting together, after the drain delay.
+        let stop_accepting = tokio_util::sync::CancellationToken::new();
+        {
             let ctx = ctx.clone();
             let delay = shutdown.drain_delay;
-            async move {
+            let stop_accepting = stop_accepting.clone();
+            tokio::spawn(async move {
                 ctx.lifecycle().shutdown_requested().await;
                 if !delay.is_zero() {
                     tracing::info!(?delay, "draining: readiness reports 503 while load balancers catch up");
                     tokio::time::sleep(delay).await;
                 }
-            }
-        };
+                stop_accepting.cancel();
+            });
+        }
+        #[cfg(feature = "grpc")]
+        let grpc_task = grpc_server.map(|(listener, router)| {
+            let stop = stop_accepting.clone().cancelled_owned();
+            tokio::spawn(microframework_http::server::serve(listener, router, stop, shutdown.timeout))
+        });
         let task_ctx = ctx.clone();
         let mut components = std::mem::take(&mut self.components);
+        let stop = stop_accepting.clone().cancelled_owned();
         let task = tokio::spawn(async move {
-            let outcome = microframework_http::server::serve(listener, app.router, stop, shutdown.timeout).await;
+            let outcome = microframework_http::server::serve(listener, http_router, stop, shutdown.timeout).await;
+            #[cfg(feature = "grpc")]
+            if let Some(t) = grpc_task {
+                match t.await {
+                    Ok(Ok(o)) => tracing::info!(outcome = ?o, "gRPC server stopped"),
+                    Ok(Err(e)) => tracing::error!("gRPC server error: {e}"),
+                    Err(e) => tracing::error!("gRPC server task failed: {e}"),
+                }
+            }
             task_ctx.lifecycle().set_state(ServiceState::Draining);
             components.stop_all(&task_ctx, shutdown.component_timeout).await;
             task_ctx.lifecycle().set_state(ServiceState::Stopped);
@@ -326,16 +453,25 @@ impl Service {
             version = %self.version,
             env = %current.env(),
             address = %format!("http://{addr}"),
+            grpc = ?grpc_addr,
             startup_ms = started.elapsed().as_millis() as u64,
             "service ready"
         );
-        Ok(RunningService { addr, ctx, task })
+        Ok(RunningService { addr, grpc_addr, ctx, task })
     }
 }
 
 /// Reads every framework section so that all problems are reported together, and registers
 /// them for validation on reload.
-fn validate_sections(config: &ConfigHandle, database: bool) -> Result<(), StartupError> {
+/// Which optional sections a service uses.
+struct Sections {
+    database: bool,
+    grpc: bool,
+    websocket: bool,
+}
+
+fn validate_sections(config: &ConfigHandle, sections: Sections) -> Result<(), StartupError> {
+    let Sections { database, grpc, websocket } = sections;
     let mut all: Option<ConfigError> = None;
     let mut note = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
@@ -358,6 +494,18 @@ fn validate_sections(config: &ConfigHandle, database: bool) -> Result<(), Startu
     }
     #[cfg(not(feature = "data"))]
     let _ = database;
+    #[cfg(feature = "grpc")]
+    if grpc {
+        note(config.section::<microframework_grpc::GrpcConfig>("grpc").map(drop));
+    }
+    #[cfg(not(feature = "grpc"))]
+    let _ = grpc;
+    #[cfg(feature = "ws")]
+    if websocket {
+        note(config.section::<microframework_ws::WsConfig>("websocket").map(drop));
+    }
+    #[cfg(not(feature = "ws"))]
+    let _ = websocket;
     match all {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -453,6 +601,7 @@ async fn shutdown_signal() {
 /// A started service.
 pub struct RunningService {
     addr: SocketAddr,
+    grpc_addr: Option<SocketAddr>,
     ctx: AppContext,
     task: JoinHandle<()>,
 }
@@ -467,6 +616,11 @@ impl RunningService {
     /// The address the HTTP listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the separate gRPC listener, when gRPC has its own port.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
     }
 
     /// The service context.

@@ -67,6 +67,10 @@ pub mod names {
     pub const HTTP_DURATION: &str = "http_request_duration_seconds";
     /// Gauge: requests in flight.
     pub const HTTP_IN_FLIGHT: &str = "http_requests_in_flight";
+    /// Histogram: gRPC call latency in seconds (recorded by microframework-grpc).
+    pub const GRPC_DURATION: &str = "grpc_server_handling_seconds";
+    /// Histogram: GraphQL operation latency in seconds (recorded by microframework-graphql).
+    pub const GRAPHQL_DURATION: &str = "graphql_operation_duration_seconds";
 }
 
 static HANDLE: OnceLock<Result<(PrometheusHandle, metrics_process::Collector), String>> = OnceLock::new();
@@ -90,6 +94,12 @@ impl Metrics {
             let builder = PrometheusBuilder::new()
                 .add_global_label("service", service)
                 .set_buckets_for_metric(Matcher::Full(names::HTTP_DURATION.to_owned()), &config.latency_buckets)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(names::GRPC_DURATION.to_owned()), &config.latency_buckets)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(names::GRAPHQL_DURATION.to_owned()), &config.latency_buckets)
+                })
                 .map_err(|e| e.to_string())?;
             let handle = builder.install_recorder().map_err(|e| e.to_string())?;
             let collector = metrics_process::Collector::default();

@@ -67,6 +67,19 @@ impl TestApp {
         }
     }
 
+    /// The HTTP listener's address.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        match &self.running {
+            Some(r) => r.local_addr(),
+            None => panic!("the TestApp has been shut down"),
+        }
+    }
+
+    /// The gRPC listener's address, when the service serves gRPC on its own port.
+    pub fn grpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.grpc_addr())
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.base
@@ -200,7 +213,12 @@ impl TestAppBuilder {
         let db_url =
             self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/app.db?mode=rwc", dir.path().display()));
         let mut sources = ConfigSources::new().dir(dir.path()).env(self.env.clone()).env_vars(self.vars.clone());
-        sources = sources.set("server.host", "127.0.0.1").set("server.port", "0").set("database.url", db_url);
+        sources = sources
+            .set("server.host", "127.0.0.1")
+            .set("server.port", "0")
+            .set("grpc.host", "127.0.0.1")
+            .set("grpc.port", "0")
+            .set("database.url", db_url);
         for (k, v) in &self.overrides {
             sources = sources.set(k.clone(), v.clone());
         }

@@ -197,7 +197,10 @@ where
             let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
             let quiet =
                 || this.route.as_ref().is_some_and(|r| crate::config::path_matches(&this.state.quiet, r.as_str()));
-            if status >= 500 && !quiet() {
+            if status == 503 && !quiet() {
+                // Overload, draining or a dependency outage: expected, not a bug.
+                tracing::warn!(status, latency_ms, "request refused: service unavailable");
+            } else if status >= 500 && !quiet() {
                 tracing::error!(status, latency_ms, "request failed");
             } else if this.state.access_log {
                 tracing::info!(status, latency_ms, "request completed");

@@ -1,0 +1,92 @@
+//! gRPC and WebSocket through `Service`: own port and shared port for gRPC, health tied to
+//! readiness, and WebSocket peers closed with 1001 on shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use microframework::grpc::tonic_health::pb::health_check_response::ServingStatus;
+use microframework::grpc::tonic_health::pb::health_client::HealthClient;
+use microframework::grpc::tonic_health::pb::HealthCheckRequest;
+use microframework::grpc::GrpcBuilder;
+use microframework::prelude::*;
+use microframework::ws::{Connection, Envelope, Hub, WsError, WsHandler, async_trait};
+use microframework_testing::TestApp;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Echo;
+
+#[async_trait]
+impl WsHandler for Echo {
+    async fn on_message(&self, conn: &Connection, msg: Envelope) -> Result<(), WsError> {
+        conn.send(msg.reply("echo")).map_err(|e| WsError::internal(e.to_string()))
+    }
+}
+
+fn service() -> Service {
+    Service::new("protocols").grpc(|_| Ok(GrpcBuilder::new())).websocket(Hub::new(), Echo)
+}
+
+async fn health(addr: String) -> ServingStatus {
+    let channel = microframework::grpc::connect(addr).await.unwrap();
+    let res = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    ServingStatus::try_from(res.into_inner().status).unwrap()
+}
+
+#[tokio::test]
+async fn grpc_on_its_own_port_with_health_tied_to_readiness() {
+    let app = TestApp::builder(service()).spawn().await;
+    let grpc = app.grpc_addr().expect("gRPC listens on its own port");
+    assert_ne!(grpc.port(), app.local_addr().port());
+    let url = format!("http://{grpc}");
+    let mut status = health(url.clone()).await;
+    for _ in 0..50 {
+        if status == ServingStatus::Serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        status = health(url.clone()).await;
+    }
+    assert_eq!(status, ServingStatus::Serving);
+    // The REST side keeps serving health and metrics.
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("grpc_server_handled_total"), "{metrics}");
+}
+
+#[tokio::test]
+async fn grpc_beside_rest_on_the_same_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::builder(service())
+        .set("server.port", port.to_string())
+        .set("grpc.port", port.to_string())
+        .spawn()
+        .await;
+    assert!(app.grpc_addr().is_none());
+    assert_eq!(app.local_addr().port(), port);
+    assert_eq!(app.get("/health/live").await.status(), 200);
+    let res = app.get("/nope").await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/problem+json", "REST keeps its own stack");
+    assert_eq!(health(format!("http://127.0.0.1:{port}")).await, ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn websocket_peers_get_1001_on_shutdown() {
+    let app = TestApp::builder(service()).spawn().await;
+    let url = format!("ws://{}/ws", app.local_addr());
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    socket.send(Message::text(r#"{"type":"hello","data":{"n":1}}"#)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
+    let reply: serde_json::Value = serde_json::from_str(reply.to_text().unwrap()).unwrap();
+    assert_eq!(reply["type"], "echo");
+    let stopping = tokio::spawn(app.shutdown());
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.unwrap().code), 1001);
+    stopping.await.unwrap();
+}
