@@ -79,6 +79,14 @@ impl ServiceType {
         }
     }
 
+    /// The template layers of this type, in override order.
+    pub fn layers(self) -> Vec<&'static str> {
+        match self {
+            Self::Rest | Self::Grpc | Self::Graphql => vec!["common", "crud", self.as_str()],
+            _ => vec!["common", self.as_str()],
+        }
+    }
+
     /// Whether this generator version can produce it.
     pub fn is_available(self) -> bool {
         matches!(self, Self::Rest)

@@ -70,6 +70,7 @@ struct Context<'a> {
     auth: &'a str,
     resource: ResourceNames,
     port: u16,
+    grpc_port: u16,
     generator_version: &'a str,
     rust_version: &'a str,
     framework_path: Option<String>,
@@ -104,15 +105,17 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         auth: options.auth.as_str(),
         resource: ResourceNames::new(&options.resource),
         port: 8080,
+        grpc_port: 50051,
         generator_version: GENERATOR_VERSION,
         rust_version: "1.94",
         framework_path,
         framework_version,
     };
 
-    // Common templates, overridden by the type's own.
+    // Common templates, then shared layers (the CRUD resource), then the type's own; a later
+    // layer overrides a file of the same path.
     let mut sources = BTreeMap::new();
-    for layer in ["common", options.service_type.as_str()] {
+    for layer in options.service_type.layers() {
         if let Some(dir) = TEMPLATES.get_dir(layer) {
             collect(dir, &mut sources, Path::new(layer));
         }
