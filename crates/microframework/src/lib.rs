@@ -31,6 +31,7 @@
 //! | `mysql` | no | MySQL and MariaDB |
 //! | `data` | via the above | [`Service::database`], [`data`] |
 //! | `grpc` | no | [`Service::grpc`]: tonic services with health, reflection, auth, metrics |
+//! | `graphql` | no | [`Service::graphql`]: schema at `/graphql`, subscriptions at `/graphql/ws`, offline GraphiQL |
 //! | `ws` | no | [`Service::websocket`]: rooms, broadcast, heartbeats, backpressure, close 1001 on shutdown |
 //!
 //! ## Configuration
@@ -85,6 +86,12 @@ pub use microframework_http::{axum, utoipa, utoipa_axum, validator};
 #[cfg(feature = "grpc")]
 pub mod grpc {
     pub use microframework_grpc::*;
+}
+
+/// GraphQL (feature `graphql`).
+#[cfg(feature = "graphql")]
+pub mod graphql {
+    pub use microframework_graphql::*;
 }
 
 /// WebSocket (feature `ws`).

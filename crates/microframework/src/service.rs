@@ -73,6 +73,8 @@ pub struct Service {
     grpc: Option<GrpcFn>,
     #[cfg(feature = "ws")]
     ws_section: bool,
+    #[cfg(feature = "graphql")]
+    graphql_section: bool,
 }
 
 impl std::fmt::Debug for Service {
@@ -100,6 +102,8 @@ impl Service {
             grpc: None,
             #[cfg(feature = "ws")]
             ws_section: false,
+            #[cfg(feature = "graphql")]
+            graphql_section: false,
         }
     }
 
@@ -159,6 +163,38 @@ impl Service {
             b.public_path(path)
         }));
         self.router(move |ctx| microframework_ws::router(hub, handler, ctx, None))
+    }
+
+    /// Serves a GraphQL schema (section `graphql`): queries and mutations at `graphql.path`
+    /// (default `/graphql`, with an offline GraphiQL page), subscriptions over WebSocket at
+    /// `graphql.ws_path` (default `/graphql/ws`). `build` receives the section so that it can apply
+    /// the configured depth and complexity limits (`SchemaBuilderExt::configured`). Verified JWT
+    /// claims reach resolvers (`microframework::graphql::claims(ctx)`); the subscription path is
+    /// exempt from `auth.jwt.required` because it authenticates `connection_init` itself.
+    #[cfg(feature = "graphql")]
+    pub fn graphql<F, Q, M, S>(mut self, build: F) -> Self
+    where
+        F: FnOnce(
+                &AppContext,
+                &microframework_graphql::GraphqlConfig,
+            ) -> Result<async_graphql::Schema<Q, M, S>, BoxError>
+            + Send
+            + 'static,
+        Q: async_graphql::ObjectType + 'static,
+        M: async_graphql::ObjectType + 'static,
+        S: async_graphql::SubscriptionType + 'static,
+    {
+        self.graphql_section = true;
+        self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
+            let path =
+                ctx.config().current().get::<String>("graphql.ws_path").unwrap_or_else(|| "/graphql/ws".to_owned());
+            b.public_path(path)
+        }));
+        self.router(move |ctx| {
+            let cfg = microframework_graphql::GraphqlConfig::from_context(ctx)?;
+            let schema = build(ctx, &cfg)?;
+            microframework_graphql::router(schema, ctx)
+        })
     }
 
     /// Adds a plain axum router (not in the OpenAPI document), built once components have started.
@@ -288,6 +324,10 @@ impl Service {
             websocket: self.ws_section,
             #[cfg(not(feature = "ws"))]
             websocket: false,
+            #[cfg(feature = "graphql")]
+            graphql: self.graphql_section,
+            #[cfg(not(feature = "graphql"))]
+            graphql: false,
         }
     }
 
@@ -468,10 +508,11 @@ struct Sections {
     database: bool,
     grpc: bool,
     websocket: bool,
+    graphql: bool,
 }
 
 fn validate_sections(config: &ConfigHandle, sections: Sections) -> Result<(), StartupError> {
-    let Sections { database, grpc, websocket } = sections;
+    let Sections { database, grpc, websocket, graphql } = sections;
     let mut all: Option<ConfigError> = None;
     let mut note = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
@@ -506,6 +547,12 @@ fn validate_sections(config: &ConfigHandle, sections: Sections) -> Result<(), St
     }
     #[cfg(not(feature = "ws"))]
     let _ = websocket;
+    #[cfg(feature = "graphql")]
+    if graphql {
+        note(config.section::<microframework_graphql::GraphqlConfig>("graphql").map(drop));
+    }
+    #[cfg(not(feature = "graphql"))]
+    let _ = graphql;
     match all {
         Some(e) => Err(e.into()),
         None => Ok(()),

@@ -1,13 +1,14 @@
-//! gRPC and WebSocket through `Service`: own port and shared port for gRPC, health tied to
-//! readiness, and WebSocket peers closed with 1001 on shutdown.
+//! gRPC, GraphQL and WebSocket through `Service`: own port and shared port for gRPC, health
+//! tied to readiness, a GraphQL query with its limits, and WebSocket peers closed with 1001 on
+//! shutdown.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use microframework::grpc::GrpcBuilder;
+use microframework::grpc::tonic_health::pb::HealthCheckRequest;
 use microframework::grpc::tonic_health::pb::health_check_response::ServingStatus;
 use microframework::grpc::tonic_health::pb::health_client::HealthClient;
-use microframework::grpc::tonic_health::pb::HealthCheckRequest;
-use microframework::grpc::GrpcBuilder;
 use microframework::prelude::*;
 use microframework::ws::{Connection, Envelope, Hub, WsError, WsHandler, async_trait};
 use microframework_testing::TestApp;
@@ -22,8 +23,22 @@ impl WsHandler for Echo {
     }
 }
 
+struct Query;
+
+#[async_graphql::Object]
+impl Query {
+    async fn greeting(&self, name: String) -> String {
+        format!("Hello, {name}!")
+    }
+}
+
 fn service() -> Service {
-    Service::new("protocols").grpc(|_| Ok(GrpcBuilder::new())).websocket(Hub::new(), Echo)
+    use microframework::graphql::SchemaBuilderExt;
+    Service::new("protocols").grpc(|_| Ok(GrpcBuilder::new())).websocket(Hub::new(), Echo).graphql(|_, cfg| {
+        Ok(async_graphql::Schema::build(Query, async_graphql::EmptyMutation, async_graphql::EmptySubscription)
+            .configured(cfg)
+            .finish())
+    })
 }
 
 async fn health(addr: String) -> ServingStatus {
@@ -89,4 +104,21 @@ async fn websocket_peers_get_1001_on_shutdown() {
     };
     assert_eq!(u16::from(close.unwrap().code), 1001);
     stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn graphql_queries_limits_and_offline_page() {
+    let app = TestApp::builder(service()).yaml("graphql:\n  max_depth: 3\n").spawn().await;
+    let res = app.post_json("/graphql", &serde_json::json!({"query": "{ greeting(name: \"Ada\") }"})).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["greeting"], "Hello, Ada!");
+    let res = app.post_json("/graphql", &serde_json::json!({"query": "{ greeting(name: "})).await;
+    assert!(res.status().is_client_error() || res.status() == 200, "{}", res.status());
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["errors"][0]["message"].is_string(), "{body}");
+    let page = app.client().get(app.url("/graphql")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("https://"), "the IDE loads nothing from the internet");
 }
