@@ -92,3 +92,18 @@ pub(crate) fn token(sub: &str, exp_offset: i64) -> String {
 pub(crate) fn jwt_yaml(extra: &str) -> String {
     format!("auth:\n  jwt:\n    secret: {SECRET}\n{extra}")
 }
+
+/// Polls `check` every 100 ms for up to 15 s; panics naming `what` when it never holds.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -2,7 +2,6 @@
 //! requests get 503 problem+json, and the service recovers by itself.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use microframework::axum::Router;
 use microframework::axum::routing::get;
@@ -12,6 +11,8 @@ use microframework_testing::TestApp;
 use microframework_testing::db::TestDatabase;
 use microframework_testing::net::FaultProxy;
 use serde_json::Value;
+
+use crate::common::eventually;
 
 fn db_service() -> Service {
     Service::new("db-service").database(Migrations::new()).router(|ctx| {
@@ -32,20 +33,6 @@ fn db_service() -> Service {
             }),
         ))
     })
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 #[tokio::test]

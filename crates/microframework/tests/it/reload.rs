@@ -4,21 +4,7 @@ use std::time::Duration;
 
 use microframework_testing::TestApp;
 
-use crate::common::service;
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
+use crate::common::{eventually, service};
 
 #[tokio::test]
 async fn feature_flags_and_rate_limits_follow_the_file_and_bad_edits_are_rejected() {
