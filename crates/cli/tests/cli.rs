@@ -52,7 +52,7 @@ fn unknown_values_list_the_valid_ones() {
     let out = cli(&["new", "svc-a", "--type", "soap"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("valid types: rest, graphql, grpc"), "{}", text(&out));
-    let out = cli(&["new", "svc-a", "--type", "grpc"], tmp.path());
+    let out = cli(&["new", "svc-a", "--type", "event"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("not available in this version yet; available: rest"), "{}", text(&out));
     let out = cli(&["new", "svc-a", "--with-auth=ldap"], tmp.path());

@@ -43,13 +43,16 @@ fn generated_deployment_files_validate_offline() {
     let kubectl = tool("kubectl");
     let helm = tool("helm");
     let tmp = tempfile::tempdir().unwrap();
-    let variants: [(&str, &[&str]); 5] = [
+    let variants: [(&str, &[&str]); 8] = [
         ("dep-sqlite", &["--with-database=sqlite"]),
         // The longest name allowed, so that no line grows past the linters' limits.
         ("a-service-name-that-is-exactly-fifty-characters-ab", &["--with-database=postgres", "--with-auth=jwt"]),
         ("dep-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"]),
         ("dep-mysql", &["--with-database=mysql"]),
         ("dep-memory-jwt", &["--with-database=none", "--with-auth=jwt"]),
+        ("dep-ws-postgres-jwt", &["--type=websocket", "--with-database=postgres", "--with-auth=jwt"]),
+        ("dep-grpc-postgres-jwt", &["--type=grpc", "--with-database=postgres", "--with-auth=jwt"]),
+        ("dep-graphql-sqlite", &["--type=graphql", "--with-database=sqlite"]),
     ];
     for (name, flags) in variants {
         let dir = generate(tmp.path(), name, flags);
@@ -96,8 +99,17 @@ fn generated_deployment_files_validate_offline() {
         assert!(dockerfile.matches("FROM ").count() >= 2, "{name}: multi-stage");
         assert!(dockerfile.contains("USER nonroot") || dockerfile.contains("USER 65532"), "{name}: non-root");
         let deployment = std::fs::read_to_string(dir.join("deployments/kubernetes/deployment.yaml")).unwrap();
-        for probe in ["/health/live", "/health/ready", "runAsNonRoot: true", "resources:"] {
+        for probe in ["/health/live", "runAsNonRoot: true", "resources:"] {
             assert!(deployment.contains(probe), "{name}: deployment lacks {probe}");
+        }
+        if flags.contains(&"--type=grpc") {
+            // gRPC services are ready when grpc.health.v1 says SERVING, which follows /health/ready.
+            assert!(
+                deployment.contains("grpc:") && deployment.contains("containerPort: 50051"),
+                "{name}: {deployment}"
+            );
+        } else {
+            assert!(deployment.contains("/health/ready"), "{name}: deployment lacks /health/ready");
         }
         let values = std::fs::read_to_string(dir.join(format!("deployments/helm/{name}/values.yaml"))).unwrap();
         for key in ["image:", "replicaCount:", "resources:", "config:", "secrets:"] {

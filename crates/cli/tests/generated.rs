@@ -40,11 +40,14 @@ fn generated_services_build_lint_and_pass_their_tests() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let variants: [(&str, &[&str]); 4] = [
+    let variants: [(&str, &[&str]); 7] = [
         ("svc-sqlite", &["--with-database=sqlite"]),
         ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"]),
         ("svc-mysql", &["--with-database=mysql", "--resource=orders"]),
         ("svc-memory-jwt", &["--with-database=none", "--with-auth=jwt"]),
+        ("svc-ws-sqlite-jwt", &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"]),
+        ("svc-grpc-postgres-jwt", &["--type=grpc", "--with-database=postgres", "--with-auth=jwt"]),
+        ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"]),
     ];
     for (name, flags) in variants {
         let dir = generate(tmp.path(), name, flags);

@@ -68,9 +68,15 @@ impl ServiceType {
             Self::Rest => {
                 "REST API: a CRUD resource through handlers, services, repositories and models, with OpenAPI docs"
             }
-            Self::Graphql => "GraphQL API with queries, mutations and subscriptions",
-            Self::Grpc => "gRPC service with unary and streaming methods, health and reflection",
-            Self::Websocket => "WebSocket service with rooms, broadcast, heartbeats and backpressure",
+            Self::Graphql => {
+                "GraphQL API: the CRUD resource as queries, mutations and a subscription, with DataLoader batching"
+            }
+            Self::Grpc => {
+                "gRPC service: a CRUD resource over protobuf with unary and streaming methods, health and reflection"
+            }
+            Self::Websocket => {
+                "WebSocket chat/notification service: rooms, broadcast, history, heartbeats and backpressure"
+            }
             Self::Event => "event-sourced service with command handlers, projections and replay",
             Self::Scheduled => "cron jobs with retries and a job-management API",
             Self::Worker => "background jobs from a queue with retries, backoff and dead-letter",
@@ -89,7 +95,7 @@ impl ServiceType {
 
     /// Whether this generator version can produce it.
     pub fn is_available(self) -> bool {
-        matches!(self, Self::Rest)
+        matches!(self, Self::Rest | Self::Websocket | Self::Grpc | Self::Graphql)
     }
 
     /// The types that can be generated now.

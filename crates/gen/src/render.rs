@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::GENERATOR_VERSION;
 use crate::error::GenError;
 use crate::manifest::Manifest;
+use crate::options::{DatabaseKind, ServiceType};
 use crate::options::{FrameworkSource, Options, ResourceNames};
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -71,6 +72,8 @@ struct Context<'a> {
     resource: ResourceNames,
     port: u16,
     grpc_port: u16,
+    /// One pod only: SQLite (a single-writer file) or in-process state such as WebSocket rooms.
+    single_replica: bool,
     generator_version: &'a str,
     rust_version: &'a str,
     framework_path: Option<String>,
@@ -106,6 +109,7 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         resource: ResourceNames::new(&options.resource),
         port: 8080,
         grpc_port: 50051,
+        single_replica: options.database == DatabaseKind::Sqlite || options.service_type == ServiceType::Websocket,
         generator_version: GENERATOR_VERSION,
         rust_version: "1.94",
         framework_path,

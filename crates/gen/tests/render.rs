@@ -18,6 +18,14 @@ fn variants() -> Vec<(String, Options)> {
             out.push((format!("{}-{}", db.as_str(), auth.as_str()), options(db, auth)));
         }
     }
+    // Each protocol type once with a database and auth, and once on the in-memory store.
+    for ty in [ServiceType::Grpc, ServiceType::Graphql, ServiceType::Websocket] {
+        for (db, auth) in [(DatabaseKind::Postgres, AuthKind::Jwt), (DatabaseKind::None, AuthKind::None)] {
+            let mut o = options(db, auth);
+            o.service_type = ty;
+            out.push((format!("{}-{}-{}", ty.as_str(), db.as_str(), auth.as_str()), o));
+        }
+    }
     out
 }
 
@@ -94,7 +102,7 @@ fn invalid_options_are_refused_before_rendering() {
     o.name = "Bad Name".into();
     assert!(render(&o).unwrap_err().to_string().contains("invalid service name"));
     let mut o = options(DatabaseKind::Sqlite, AuthKind::None);
-    o.service_type = ServiceType::Grpc;
+    o.service_type = ServiceType::Event;
     let err = render(&o).unwrap_err().to_string();
     assert!(err.contains("not available") && err.contains("rest"), "{err}");
     let mut o = options(DatabaseKind::Sqlite, AuthKind::None);
