@@ -196,7 +196,13 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         started.elapsed().as_millis()
     );
     if !args.run {
-        println!("\nNext:\n  cd {}\n  cargo run            # http://127.0.0.1:8080/docs\n  make test", dir.display());
+        let try_it = match options.service_type {
+            ServiceType::Grpc => "grpcurl -plaintext 127.0.0.1:50051 list",
+            ServiceType::Graphql => "open http://127.0.0.1:8080/graphql (GraphiQL)",
+            ServiceType::Websocket => "websocat ws://127.0.0.1:8080/ws (see docs/api.md)",
+            _ => "open http://127.0.0.1:8080/docs (Swagger UI)",
+        };
+        println!("\nNext:\n  cd {}\n  cargo run\n  {try_it}\n  make test", dir.display());
         return Ok(());
     }
     let mut cmd = Command::new("cargo");
