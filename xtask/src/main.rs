@@ -3,6 +3,10 @@
 //! ```text
 //! cargo xtask bench http [--duration 10s] [--connections 64] [--threads 1] [--rounds 3]
 //!                        [--write docs/benchmarks.md] [--check-target]
+//! cargo xtask bench grpc [--duration 10s] [--warmup 2s] [--concurrency 64] [--connections 4]
+//!                        [--client-threads 1] [--rounds 3] [--write docs/benchmarks.md]
+//! cargo xtask bench ws   [--clients 100,1000,5000] [--size 128,1024] [--deliveries 5000000]
+//!                        [--rounds 3] [--no-baseline] [--write docs/benchmarks.md]
 //! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]
 //! ```
 
@@ -34,15 +38,26 @@ enum Command {
 enum BenchKind {
     /// HTTP throughput/latency, start-up time and memory of MicroFramework vs a bare axum server.
     Http(bench::http::HttpArgs),
+    /// gRPC calls/s, latency, start-up time and memory of MicroFramework vs a bare tonic server.
+    Grpc(bench::grpc::GrpcArgs),
+    /// WebSocket fan-out (delivered messages/s, memory per connection) of the microframework-ws
+    /// hub vs a bare tokio-tungstenite server.
+    Ws(bench::ws::WsArgs),
     /// Time of `microframework new`, build times and binary size of a generated service.
     Gen(bench::generator::GenArgs),
+    /// The load generator `bench grpc` runs (from a release build of xtask).
+    #[command(hide = true)]
+    GrpcLoad(bench::grpc_load::LoadArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench { kind: BenchKind::Http(args) } => bench::http::run(&args),
+        Command::Bench { kind: BenchKind::Grpc(args) } => bench::grpc::run(&args),
+        Command::Bench { kind: BenchKind::Ws(args) } => bench::ws::run(&args),
         Command::Bench { kind: BenchKind::Gen(args) } => bench::generator::run(&args),
+        Command::Bench { kind: BenchKind::GrpcLoad(args) } => bench::grpc_load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,13 +1,21 @@
-//! Benchmarks. Each kind (`http` today; `grpc` and others later) lives in its own module and
-//! shares the process control ([`proc`]), load generator ([`wrk`]) and report ([`report`]) helpers.
+//! Benchmarks. Each kind (`http`, `grpc`, `ws`, `gen`) lives in its own module and shares the
+//! process control ([`proc`]), load generators ([`wrk`], [`grpc_load`]) and report ([`report`])
+//! helpers.
 
 pub(crate) mod generator;
+pub(crate) mod grpc;
+pub(crate) mod grpc_load;
 pub(crate) mod http;
 pub(crate) mod proc;
 pub(crate) mod report;
 pub(crate) mod wrk;
+pub(crate) mod ws;
 
-use std::process::Command;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
 
 /// The median of `values` (mean of the middle two for an even count); `None` when empty.
 pub(crate) fn median(values: &[f64]) -> Option<f64> {
@@ -71,6 +79,85 @@ pub(crate) fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg` (`4.03 4.00 3.56`), or `unknown`.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| parse_load_average(&s))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn parse_load_average(text: &str) -> String {
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `cargo build --release <args>` (one invocation, errors shown on stderr) and returns the
+/// executables it produced (binaries and examples) by target name.
+pub(crate) fn release_build(root: &Path, args: &[&str]) -> anyhow::Result<HashMap<String, PathBuf>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("== cargo build --release {}", args.join(" "));
+    let out = Command::new(&cargo)
+        .args(["build", "--release"])
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build")?;
+    if !out.status.success() {
+        bail!("`cargo build --release` failed ({}); see the errors above", out.status);
+    }
+    Ok(executables(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The executables in cargo's JSON messages, by target name.
+fn executables(messages: &str) -> HashMap<String, PathBuf> {
+    let mut exes = HashMap::new();
+    for line in messages.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(name), Some(exe)) = (msg["target"]["name"].as_str(), msg["executable"].as_str()) {
+            exes.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    exes
+}
+
+/// `target/release/<name>` (or under `$CARGO_TARGET_DIR`), for `--no-build`; `example` puts it in
+/// `examples/`.
+pub(crate) fn prebuilt(root: &Path, name: &str, example: bool) -> anyhow::Result<PathBuf> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
+    let dir = if example { target_dir.join("release/examples") } else { target_dir.join("release") };
+    let exe = dir.join(name);
+    if !exe.is_file() {
+        bail!("{} is missing: run without --no-build", exe.display());
+    }
+    Ok(exe)
+}
+
+/// Replaces the `bench:<section>` part of the markdown file at `path` (relative to the
+/// workspace root; created if absent) with `markdown`.
+pub(crate) fn write_section(root: &Path, path: &Path, section: &str, markdown: &str) -> anyhow::Result<()> {
+    let path = if path.is_absolute() { path.to_owned() } else { root.join(path) };
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let updated = report::replace_marked(existing.as_deref(), section, markdown)
+        .with_context(|| format!("updating {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote the report to {}", path.display());
+    Ok(())
+}
+
 /// This invocation as the user typed it (`cargo xtask …`), shell-quoted where needed.
 pub(crate) fn command_line() -> String {
     let mut line = String::from("cargo xtask");
@@ -96,6 +183,36 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn load_average_fields() {
+        assert_eq!(parse_load_average("4.03 4.00 3.56 3/512 12345\n"), "4.03 4.00 3.56");
+        assert_eq!(parse_load_average(""), "");
+    }
+
+    #[test]
+    fn executables_from_cargo_messages() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"fanout","kind":["example"]},"executable":"/t/release/examples/fanout"}
+{"reason":"compiler-artifact","target":{"name":"bench_servers","kind":["lib"]},"executable":null}
+{"reason":"build-finished","success":true}
+not json"#;
+        let exes = executables(messages);
+        assert_eq!(exes.len(), 1);
+        assert_eq!(exes["fanout"], PathBuf::from("/t/release/examples/fanout"));
+    }
+
+    #[test]
+    fn writes_sections_into_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("docs/bench.md");
+        write_section(dir.path(), Path::new("docs/bench.md"), "grpc", "G1\n").unwrap();
+        write_section(dir.path(), &file, "ws", "W1\n").unwrap();
+        write_section(dir.path(), &file, "grpc", "G2\n").unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("<!-- bench:grpc:start -->\nG2\n<!-- bench:grpc:end -->"), "{text}");
+        assert!(text.contains("<!-- bench:ws:start -->\nW1\n<!-- bench:ws:end -->"), "{text}");
+        assert!(!text.contains("G1"));
     }
 
     #[test]

@@ -84,28 +84,37 @@ impl Server {
     /// Fails, with the server's output, when the process exits or `timeout` passes first.
     pub(crate) fn wait_ready(&mut self, path: &str, timeout: Duration) -> anyhow::Result<Duration> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let what = format!("answering 200 on GET {}", self.url(path));
+        self.wait_until(&what, timeout, || matches!(http_get(addr, path, Duration::from_millis(500)), Ok((200, _))))
+    }
+
+    /// Calls `ready` every millisecond until it returns true and returns the time since spawn.
+    /// Fails, with the server's output, when the process exits or `timeout` passes first; `what`
+    /// names the condition in those messages.
+    pub(crate) fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> anyhow::Result<Duration> {
         loop {
-            if let Ok((200, _)) = http_get(addr, path, Duration::from_millis(500)) {
+            if ready() {
                 return Ok(self.spawned_at.elapsed());
             }
             if let Some(status) = self.child.try_wait()? {
                 self.exit = Some(status);
-                bail!(
-                    "{} exited ({status}) before becoming ready on GET {path}; its output ends with:\n{}",
-                    self.name,
-                    self.output_tail()
-                );
+                bail!("{} exited ({status}) before {what}; its output ends with:\n{}", self.name, self.output_tail());
             }
             if self.spawned_at.elapsed() > timeout {
-                bail!(
-                    "{} did not answer 200 on GET {} within {timeout:?}; its output ends with:\n{}",
-                    self.name,
-                    self.url(path),
-                    self.output_tail()
-                );
+                bail!("{} was not {what} within {timeout:?}; its output ends with:\n{}", self.name, self.output_tail());
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// CPU time (user + system) the process has used so far.
+    pub(crate) fn cpu_time(&self) -> anyhow::Result<Duration> {
+        cpu_time(self.pid())
     }
 
     /// One `GET <path>`: the status and body.
@@ -222,6 +231,65 @@ fn parse_vm_rss_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time (user + system) used by a process, from `/proc/<pid>/stat`.
+pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let ticks = parse_stat_cpu_ticks(&stat).with_context(|| format!("no utime/stime in /proc/{pid}/stat"))?;
+    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec() as f64))
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The command
+/// name (field 2) is in parentheses and may contain spaces and parentheses itself.
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Field 3 (state) is the first after the command name, so field n is at index n - 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// `getconf CLK_TCK` (100 on practically every Linux system, and when unknown).
+fn clock_ticks_per_sec() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| super::command_output("getconf", &["CLK_TCK"]).parse().ok().filter(|&t| t > 0).unwrap_or(100))
+}
+
+/// Runs a program to completion with its output captured, killing it after `timeout`. Returns its
+/// exit status, stdout and stderr.
+pub(crate) fn run_captured(cmd: &mut Command, timeout: Duration) -> anyhow::Result<(ExitStatus, String, String)> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let read = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut s) = stream {
+                let mut bytes = Vec::new();
+                let _ = s.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let stderr = read(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
+            bail!("{:?} did not finish within {timeout:?}; its stderr:\n{err}", cmd.get_program());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok((status, stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default()))
+}
+
 /// Cumulative CPU time of the whole machine, from the `cpu` line of `/proc/stat` (in ticks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CpuTimes {
@@ -307,6 +375,23 @@ mod tests {
         assert_eq!(b.busy_since(&a), Some(0.1));
         assert_eq!(a.busy_since(&a), None);
         assert!(CpuTimes::read().is_some());
+    }
+
+    #[test]
+    fn stat_cpu_ticks() {
+        let stat = "4242 (weird) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 123 45 0 0 20 0 3 0 100 1000 200\n";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(168));
+        assert_eq!(parse_stat_cpu_ticks("4242 (x) S 1 2"), None);
+        assert!(cpu_time(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn captured_runs_and_timeouts() {
+        let (status, out, err) =
+            run_captured(Command::new("sh").args(["-c", "echo out; echo err >&2"]), Duration::from_secs(10)).unwrap();
+        assert!(status.success());
+        assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+        assert!(run_captured(Command::new("sleep").arg("5"), Duration::from_millis(100)).is_err());
     }
 
     #[test]
