@@ -39,8 +39,10 @@ pub struct GraphqlConfig {
     /// resolver declares otherwise). Applied by [`crate::configure`].
     pub max_complexity: usize,
     /// The largest request body (and WebSocket message) accepted; unset means
-    /// `http.body_limit.max` for HTTP and 2 MiB for WebSocket messages. The HTTP body limit of
-    /// the default middleware still applies, so this can only lower it.
+    /// `http.body_limit.max` (no limit when `http.body_limit.enabled` is off) for HTTP and 2 MiB
+    /// for WebSocket messages. Bodies without `Content-Length` (chunked) are counted as they
+    /// are read. The HTTP body limit of the default middleware still rejects a larger declared
+    /// `Content-Length`, so this can only lower it.
     pub max_body: Option<ByteSize>,
     /// How often a WebSocket ping is sent on subscription connections to keep proxies from
     /// closing them (default `15s`; `0s` turns pings off).

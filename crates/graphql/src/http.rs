@@ -115,14 +115,10 @@ pub(crate) async fn post<E: Executor>(State(st): State<Arc<Shared<E>>>, req: Req
             );
         }
     };
-    let limit = st.cfg.max_body.map_or(usize::MAX, |b| b.as_usize());
-    let bytes = match read_body(&parts.headers, body, limit).await {
+    let bytes = match read_body(&parts.headers, body, st.body_limit).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            let msg = match st.cfg.max_body {
-                Some(max) => format!("The request body exceeds the limit of {} bytes.", max.bytes()),
-                None => "The request body is too large.".to_owned(),
-            };
+            let msg = format!("The request body exceeds the limit of {} bytes.", st.body_limit);
             return request_error(StatusCode::PAYLOAD_TOO_LARGE, codes::PAYLOAD_TOO_LARGE, &msg, ct);
         }
         Err(BodyError::Unreadable) => {

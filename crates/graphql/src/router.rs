@@ -20,6 +20,9 @@ use crate::{assets, http, ws};
 pub(crate) struct Shared<E> {
     pub(crate) executor: E,
     pub(crate) cfg: GraphqlConfig,
+    /// The largest HTTP request body read: `graphql.max_body`, else `http.body_limit.max` (the
+    /// default middleware checks only `Content-Length`; a chunked body is counted here).
+    pub(crate) body_limit: usize,
     /// The GraphiQL page, when `graphql.graphiql` is on.
     pub(crate) page: Option<String>,
     pub(crate) auth: Arc<WsAuth>,
@@ -98,6 +101,15 @@ fn build<E: Executor>(
     let required = auth.enabled_jwt().is_some_and(|j| j.required);
     let leeway = Duration::from_secs(auth.enabled_jwt().map_or(0, |j| j.leeway_seconds));
     let assets_path = cfg.assets_path();
+    let current = ctx.config().current();
+    let body_limit = match cfg.max_body {
+        Some(max) => max.as_usize(),
+        None if current.get::<bool>("http.body_limit.enabled").unwrap_or(true) => current
+            .get::<microframework_core::ByteSize>("http.body_limit.max")
+            .unwrap_or(microframework_core::ByteSize::mib(2))
+            .as_usize(),
+        None => usize::MAX,
+    };
     let page = cfg.graphiql.then(|| assets::page(&cfg.path, Some(&cfg.ws_path), &assets_path));
     let shared = Arc::new(Shared {
         executor,
@@ -105,6 +117,7 @@ fn build<E: Executor>(
         auth: Arc::new(WsAuth { source, required, leeway }),
         shutdown: ctx.lifecycle().shutdown_token(),
         cfg: cfg.clone(),
+        body_limit,
     });
     let mut router = Router::new()
         .route(&cfg.path, get(http::get::<E>).post(http::post::<E>))

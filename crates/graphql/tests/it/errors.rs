@@ -131,3 +131,42 @@ async fn introspection_can_be_switched_off() {
     let body = query(&app, "{ __schema { queryType { name } } __type(name: \"Book\") { name } }").await;
     assert!(body["data"]["__schema"].is_null() && body["data"]["__type"].is_null(), "{body}");
 }
+
+#[tokio::test]
+async fn chunked_bodies_are_held_to_the_http_body_limit() {
+    // No graphql.max_body: the HTTP limit applies, also to a body without Content-Length, which
+    // the default middleware cannot see in advance.
+    let (app, _lib) = spawn("http:\n  body_limit:\n    max: 4KiB\n").await;
+    let pad = "x".repeat(16 * 1024);
+    let chunks: Vec<Result<String, std::io::Error>> = vec![
+        Ok(r#"{"query": "{ books { id } }", "extensions": {"pad": ""#.to_owned()),
+        Ok(pad),
+        Ok(r#""}}"#.to_owned()),
+    ];
+    let res = app
+        .client()
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(first_code(&body), "PAYLOAD_TOO_LARGE", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("4096 bytes"), "{body}");
+
+    // A small chunked request still works.
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok(r#"{"query": "#), Ok(r#""{ books { id } }"}"#)];
+    let res = app
+        .client()
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["books"].as_array().unwrap().len(), 10, "{body}");
+}
