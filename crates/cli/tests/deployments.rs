@@ -111,6 +111,13 @@ fn generated_deployment_files_validate_offline() {
         } else {
             assert!(deployment.contains("/health/ready"), "{name}: deployment lacks /health/ready");
         }
+        if flags.contains(&"--type=websocket") || flags.contains(&"--with-database=sqlite") {
+            // Rooms (or the SQLite file) live in one process: one pod everywhere, no PDB.
+            let hpa = std::fs::read_to_string(dir.join("deployments/kubernetes/hpa.yaml")).unwrap();
+            assert!(deployment.contains("replicas: 1\n"), "{name}: {deployment}");
+            assert!(hpa.contains("minReplicas: 1\n") && hpa.contains("maxReplicas: 1\n"), "{name}: {hpa}");
+            assert!(!dir.join("deployments/overlays/prod/pdb.yaml").exists(), "{name}: a PDB on one replica");
+        }
         let values = std::fs::read_to_string(dir.join(format!("deployments/helm/{name}/values.yaml"))).unwrap();
         for key in ["image:", "replicaCount:", "resources:", "config:", "secrets:"] {
             assert!(values.contains(key), "{name}: values.yaml lacks {key}");

@@ -72,6 +72,11 @@ pub fn router<H: WsHandler>(
             auth.enabled_jwt().cloned().map(|j| (j, OnceCell::new()))
         }
     };
+    if cfg.require_auth && verifier.is_none() && jwt.is_none() {
+        return Err("`websocket.require_auth` is on but no JWT verification is configured: every upgrade would be \
+                    refused with 401; configure `auth.jwt` or set `websocket.require_auth: false`"
+            .into());
+    }
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "microframework_ws::router must be called within a Tokio runtime")?;
     hub.configure(&cfg);

@@ -47,6 +47,22 @@ async fn require_auth_refuses_anonymous_upgrades_and_accepts_query_tokens() {
 }
 
 #[tokio::test]
+async fn require_auth_without_any_jwt_configuration_is_a_start_up_error() {
+    let hub = microframework_ws::Hub::new();
+    let service = microframework::Service::new("ws-it").component(hub.component()).router({
+        let hub = hub.clone();
+        move |ctx| microframework_ws::router(hub, crate::common::Chat::default(), ctx, None)
+    });
+    let Err(err) =
+        microframework_testing::TestApp::builder(service).yaml("websocket:\n  require_auth: true\n").try_spawn().await
+    else {
+        panic!("the service must not start");
+    };
+    let text = err.to_string();
+    assert!(text.contains("websocket.require_auth") && text.contains("auth.jwt"), "{text}");
+}
+
+#[tokio::test]
 async fn tokens_are_optional_without_require_auth_and_a_given_verifier_is_used() {
     let cfg = JwtConfig { secret: Some(SECRET.into()), ..JwtConfig::default() };
     let verifier = JwtVerifier::from_config(&cfg).await.unwrap();
