@@ -53,8 +53,9 @@ pub struct GrpcConfig {
     pub health: bool,
     /// Most calls served at once on one connection; further calls wait (default: unlimited).
     pub concurrency_limit_per_connection: Option<usize>,
-    /// Interval of HTTP/2 keepalive pings to clients (default: none). Applied by the server that
-    /// serves the router, not by the router itself.
+    /// Interval of HTTP/2 keepalive pings to clients (default: none); a client that does not
+    /// answer within 20 s is disconnected. Applied by the server that serves the router (for
+    /// `Service::grpc`, on the gRPC port or on the shared port), not by the router itself.
     #[serde(with = "humantime_serde")]
     pub http2_keepalive_interval: Option<Duration>,
 }

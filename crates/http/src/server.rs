@@ -44,6 +44,24 @@ pub enum ServeOutcome {
     DeadlineExceeded,
 }
 
+/// Connection settings of [`serve_with`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Send an HTTP/2 PING on each connection this often; a peer that does not answer within
+    /// 20 s is disconnected (`grpc.http2_keepalive_interval`). `None` (the default) sends none.
+    pub http2_keepalive_interval: Option<Duration>,
+}
+
+impl ServeOptions {
+    /// Sets [`ServeOptions::http2_keepalive_interval`].
+    #[must_use]
+    pub fn http2_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.http2_keepalive_interval = interval;
+        self
+    }
+}
+
 /// Serves `router` (HTTP/1.1 and HTTP/2, with upgrades) until `stop` resolves; then stops
 /// accepting, lets in-flight requests finish and closes idle connections, waiting at most
 /// `deadline` before cutting what is left.
@@ -56,10 +74,27 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_with(listener, router, stop, deadline, ServeOptions::default()).await
+}
+
+/// [`serve`] with connection settings.
+pub async fn serve_with<F>(
+    listener: TcpListener,
+    router: Router,
+    stop: F,
+    deadline: Duration,
+    options: ServeOptions,
+) -> std::io::Result<ServeOutcome>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     // Materialise every route once (axum otherwise rebuilds handler services on each request).
     let router: Router = router.with_state(());
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    if let Some(interval) = options.http2_keepalive_interval {
+        builder.http2().timer(TokioTimer::new()).keep_alive_interval(interval);
+    }
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(stop);

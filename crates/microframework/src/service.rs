@@ -45,6 +45,10 @@ pub enum StartupError {
     /// The HTTP listener could not be bound.
     #[error("{0}")]
     Bind(#[from] microframework_http::server::BindError),
+    /// The gRPC listener could not be bound.
+    #[cfg(feature = "grpc")]
+    #[error("{0}")]
+    GrpcBind(#[from] microframework_grpc::BindError),
     /// Building the routes failed.
     #[error("building the HTTP application failed: {0}")]
     Http(BoxError),
@@ -137,8 +141,8 @@ impl Service {
     }
 
     /// Serves gRPC services (section `grpc`), built once components have started: on their own
-    /// port (`grpc.port`, default 50051), or beside REST on the HTTP port when `grpc.port` equals
-    /// `server.port`. Health (`grpc.health.v1`), reflection, request ids, metrics, tracing and the
+    /// port (`grpc.port`, default 50051), or beside REST on the HTTP listener when `grpc.port`
+    /// equals a non-zero `server.port` (`grpc.host` is then ignored). Health (`grpc.health.v1`), reflection, request ids, metrics, tracing and the
     /// JWT settings of `auth.jwt` apply; shutdown drains streams like HTTP requests.
     #[cfg(feature = "grpc")]
     pub fn grpc<F>(mut self, build: F) -> Self
@@ -359,9 +363,10 @@ impl Service {
         let grpc_listener = match &self.grpc {
             Some(_) => {
                 let cfg: microframework_grpc::GrpcConfig = config.section("grpc")?;
-                let same_port = cfg.port == server.port && cfg.host == server.host && server.port != 0;
+                // One port for both when they name the same, fixed port; `server.host` then applies.
+                let same_port = cfg.port == server.port && server.port != 0;
                 if cfg.enabled && !same_port {
-                    let l = cfg.bind().await.map_err(|e| StartupError::Http(e.into()))?;
+                    let l = cfg.bind().await?;
                     Some(l)
                 } else {
                     None
@@ -406,6 +411,11 @@ impl Service {
         let mut http_router = app.router;
         #[cfg(feature = "grpc")]
         let mut grpc_server: Option<(tokio::net::TcpListener, axum::Router)> = None;
+        // HTTP/2 keep-alive pings for gRPC connections, on whichever listener serves them.
+        #[allow(unused_mut)]
+        let mut http_options = microframework_http::server::ServeOptions::default();
+        #[cfg(feature = "grpc")]
+        let mut grpc_options = microframework_http::server::ServeOptions::default();
         #[cfg(feature = "grpc")]
         if let Some(build_grpc) = self.grpc.take() {
             let built = async {
@@ -417,9 +427,15 @@ impl Service {
             };
             match built.await {
                 Ok(grpc) if grpc.config.enabled => match grpc_listener {
-                    Some(l) => grpc_server = Some((l, grpc.standalone_router())),
+                    Some(l) => {
+                        grpc_options = grpc_options.http2_keepalive_interval(grpc.config.http2_keepalive_interval);
+                        grpc_server = Some((l, grpc.standalone_router()));
+                    }
                     None => match grpc.merge_rest(http_router.clone()) {
-                        Ok(merged) => http_router = merged,
+                        Ok(merged) => {
+                            http_options = http_options.http2_keepalive_interval(grpc.config.http2_keepalive_interval);
+                            http_router = merged;
+                        }
                         Err(e) => {
                             self.components.stop_all(&ctx, shutdown.component_timeout).await;
                             return Err(StartupError::Http(e));
@@ -464,13 +480,21 @@ impl Service {
         #[cfg(feature = "grpc")]
         let grpc_task = grpc_server.map(|(listener, router)| {
             let stop = stop_accepting.clone().cancelled_owned();
-            tokio::spawn(microframework_http::server::serve(listener, router, stop, shutdown.timeout))
+            tokio::spawn(microframework_http::server::serve_with(
+                listener,
+                router,
+                stop,
+                shutdown.timeout,
+                grpc_options,
+            ))
         });
         let task_ctx = ctx.clone();
         let mut components = std::mem::take(&mut self.components);
         let stop = stop_accepting.clone().cancelled_owned();
         let task = tokio::spawn(async move {
-            let outcome = microframework_http::server::serve(listener, http_router, stop, shutdown.timeout).await;
+            let outcome =
+                microframework_http::server::serve_with(listener, http_router, stop, shutdown.timeout, http_options)
+                    .await;
             #[cfg(feature = "grpc")]
             if let Some(t) = grpc_task {
                 match t.await {

@@ -85,6 +85,50 @@ async fn grpc_beside_rest_on_the_same_port() {
     assert_eq!(health(format!("http://127.0.0.1:{port}")).await, ServingStatus::Serving);
 }
 
+/// Speaks just enough HTTP/2 to see whether the server sends keep-alive PINGs: the client
+/// preface, an empty SETTINGS frame, then frame headers until a PING arrives or `within` passes.
+async fn server_pings(addr: std::net::SocketAddr, within: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    let read_frames = async {
+        loop {
+            let mut header = [0u8; 9];
+            if tcp.read_exact(&mut header).await.is_err() {
+                return false;
+            }
+            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            if tcp.read_exact(&mut payload).await.is_err() {
+                return false;
+            }
+            // PING (type 6) without the ACK flag.
+            if header[3] == 6 && header[4] & 1 == 0 {
+                return true;
+            }
+        }
+    };
+    tokio::time::timeout(within, read_frames).await.unwrap_or(false)
+}
+
+#[tokio::test]
+async fn grpc_http2_keepalive_pings_follow_the_configuration() {
+    let app = TestApp::builder(service()).set("grpc.http2_keepalive_interval", "1s").spawn().await;
+    assert!(server_pings(app.grpc_addr().unwrap(), Duration::from_secs(10)).await, "a PING within 10 s");
+    // Off by default.
+    let app = TestApp::builder(service()).spawn().await;
+    assert!(!server_pings(app.grpc_addr().unwrap(), Duration::from_millis(2500)).await, "no PING by default");
+    // On the shared port too.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::builder(service())
+        .set("server.port", port.to_string())
+        .set("grpc.port", port.to_string())
+        .set("grpc.http2_keepalive_interval", "1s")
+        .spawn()
+        .await;
+    assert!(server_pings(app.local_addr(), Duration::from_secs(10)).await, "a PING on the shared port");
+}
+
 #[tokio::test]
 async fn websocket_peers_get_1001_on_shutdown() {
     let app = TestApp::builder(service()).spawn().await;
