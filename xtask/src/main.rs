@@ -4,7 +4,7 @@
 //! cargo xtask bench http [--duration 10s] [--connections 64] [--threads 1] [--rounds 3]
 //!                        [--write docs/benchmarks.md] [--check-target]
 //! cargo xtask bench grpc [--duration 10s] [--warmup 2s] [--concurrency 64] [--connections 4]
-//!                        [--client-threads 1] [--rounds 3] [--write docs/benchmarks.md]
+//!                        [--client-threads 1] [--rounds 3] [--no-generated] [--write docs/benchmarks.md]
 //! cargo xtask bench ws   [--clients 100,1000,5000] [--size 128,1024] [--deliveries 5000000]
 //!                        [--rounds 3] [--no-baseline] [--write docs/benchmarks.md]
 //! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]

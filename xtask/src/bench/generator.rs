@@ -29,8 +29,14 @@ fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
+/// Builds the CLI (`microframework`) in release and returns the path of the executable.
+pub(crate) fn build_cli(root: &Path) -> anyhow::Result<PathBuf> {
+    let exes = super::release_build(root, &["-p", "microframework-cli", "--bin", "microframework"])?;
+    exes.get("microframework").cloned().context("the build produced no `microframework`")
+}
+
 /// Runs `cmd`, failing with its output when it fails; returns the wall time.
-fn timed(cmd: &mut Command, what: &str) -> anyhow::Result<Duration> {
+pub(crate) fn timed(cmd: &mut Command, what: &str) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let out =
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output().with_context(|| format!("cannot run {what}"))?;
@@ -59,16 +65,7 @@ fn mib(bytes: u64) -> String {
 /// Runs the benchmark and prints (and optionally writes) the report.
 pub(crate) fn run(args: &GenArgs) -> anyhow::Result<()> {
     let root = workspace_root();
-    eprintln!("== building the CLI (release)");
-    timed(
-        Command::new(cargo()).args(["build", "--release", "-p", "microframework-cli"]).current_dir(&root),
-        "cargo build -p microframework-cli",
-    )?;
-    let cli = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release/microframework");
-    let cli = if cli.is_absolute() { cli } else { root.join(cli) };
+    let cli = build_cli(&root)?;
 
     let scratch = tempfile::Builder::new().prefix("xtask-bench-gen-").tempdir()?;
     let mut new_times = Vec::new();

@@ -1,13 +1,15 @@
-//! `cargo xtask bench grpc`: the `bench.v1.Greeter` service on MicroFramework (`framework-grpc`,
-//! the default gRPC stack with production logging) vs a bare tonic server (`baseline-tonic`),
-//! both from the `bench-servers` package.
+//! `cargo xtask bench grpc`: a bare tonic server (`baseline-tonic`, the `bench.v1.Greeter`
+//! service alone) vs the same greeter on MicroFramework's default gRPC stack with production
+//! logging (`framework-grpc`), both from the `bench-servers` package, and vs the service
+//! `microframework new --type grpc` generates (`generated-grpc`, see [`super::grpc_generated`]),
+//! loaded with its unary `Get`.
 //!
-//! Both servers and a release build of xtask (for the load generator, [`super::grpc_load`]) are
-//! built with one cargo invocation. Each round starts both (one after the other: start-up time to
-//! the first successful `SayHello`, idle RSS), then loads each in turn, the first target
-//! alternating between rounds so slow drift of the machine hits both alike; during each measured
-//! run the server's RSS is sampled and its CPU time read. Both are stopped with SIGTERM at the end
-//! of a round and must exit 0.
+//! The two servers, the CLI and a release build of xtask (for the load generator,
+//! [`super::grpc_load`]) are built with one cargo invocation, then the generated service. Each
+//! round starts every target (one after the other: start-up time to the first successful call,
+//! idle RSS), then loads each in turn, the order rotating between rounds so slow drift of the
+//! machine hits all alike; during each measured run the server's RSS is sampled and its CPU time
+//! read. All are stopped with SIGTERM at the end of a round and must exit 0.
 //!
 //! The load generator runs on the same cores as the server (one runtime thread by default), like
 //! wrk in `bench http`. Nothing is pinned.
@@ -20,7 +22,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::grpc_load::{self, LoadResult};
+use super::grpc_generated;
+use super::grpc_load::{self, Call, LoadResult};
 use super::proc::{CpuTimes, Launch, Server, free_port};
 use super::report::{self, dash, fmt_latency, ratio, spread};
 use super::{Machine, command_line, load_average, median};
@@ -28,6 +31,8 @@ use crate::workspace_root;
 
 const BASELINE: &str = "baseline-tonic";
 const SERVICE: &str = "framework-grpc";
+const GENERATED: &str = "generated-grpc";
+const CLI: &str = "microframework";
 const LOADGEN: &str = "xtask";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
@@ -65,30 +70,49 @@ pub(crate) struct GrpcArgs {
     /// Record failed calls in the report instead of failing.
     #[arg(long)]
     allow_errors: bool,
-    /// Skip `cargo build --release` and use the binaries already in the target directory.
+    /// Skip `cargo build --release` and use the binaries already in the target directory (the
+    /// generated service is still generated and built, incrementally).
     #[arg(long)]
     no_build: bool,
+    /// Leave out the generated service (`generated-grpc`): no generation, no build.
+    #[arg(long)]
+    no_generated: bool,
+}
+
+/// What a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `baseline-tonic`: bare tonic, port as its argument.
+    Baseline,
+    /// `framework-grpc`: the greeter on the framework, configured through `APP_*`.
+    Framework,
+    /// `generated-grpc`: the generated service, started in its directory, configured like
+    /// `framework-grpc`.
+    Generated,
 }
 
 /// One server under test.
 struct Target {
     name: &'static str,
-    baseline: bool,
+    kind: Kind,
     exe: PathBuf,
+    /// The generated service's directory (its `configs/`).
+    dir: Option<PathBuf>,
 }
 
-/// A started target: the process (whose `port` is the HTTP port for the framework) and the gRPC
-/// address.
+/// A started target: the process (whose `port` is the HTTP port for the framework), the gRPC
+/// address and the call the load generator makes.
 struct Running {
     server: Server,
     grpc_addr: String,
+    call: Call,
 }
 
 impl Target {
     /// Starts the server; `work_dir` is the framework's working directory (its SQLite file).
-    fn start(&self, root: &Path, work_dir: &Path) -> anyhow::Result<Running> {
+    fn start(&self, root: &Path, work_dir: &Path) -> anyhow::Result<(Server, String)> {
         let grpc_port = free_port()?;
-        let (launch, http_port) = if self.baseline {
+        let (launch, http_port) = if self.kind == Kind::Baseline {
             let launch = Launch {
                 name: self.name.to_owned(),
                 program: self.exe.clone(),
@@ -104,7 +128,7 @@ impl Target {
                 name: self.name.to_owned(),
                 program: self.exe.clone(),
                 args: Vec::new(),
-                cwd: work_dir.to_owned(),
+                cwd: self.dir.clone().unwrap_or_else(|| work_dir.to_owned()),
                 env: [
                     ("APP_SERVER__HOST", "127.0.0.1".to_owned()),
                     ("APP_SERVER__PORT", http_port.to_string()),
@@ -123,7 +147,16 @@ impl Target {
             (launch, http_port)
         };
         let server = Server::spawn(&launch, http_port)?;
-        Ok(Running { server, grpc_addr: format!("http://127.0.0.1:{grpc_port}") })
+        Ok((server, format!("http://127.0.0.1:{grpc_port}")))
+    }
+
+    /// The call that tells the target is up: `SayHello` for the greeters, a `SERVING` health
+    /// check for the generated service.
+    fn probe_call(&self) -> Call {
+        match self.kind {
+            Kind::Generated => grpc_generated::health_check(),
+            Kind::Baseline | Kind::Framework => Call::greeter(),
+        }
     }
 }
 
@@ -164,48 +197,64 @@ pub(crate) struct GrpcReport {
 pub(crate) fn run(args: &GrpcArgs) -> anyhow::Result<()> {
     let root = workspace_root();
     let load_before = load_average();
-    let (baseline_exe, service_exe, loadgen) = if args.no_build {
-        (
-            super::prebuilt(&root, BASELINE, false)?,
-            super::prebuilt(&root, SERVICE, false)?,
-            super::prebuilt(&root, LOADGEN, false)?,
-        )
+    let with_generated = !args.no_generated;
+    let (exes, cli) = if args.no_build {
+        let exes = [BASELINE, SERVICE, LOADGEN].map(|name| super::prebuilt(&root, name, false));
+        let [baseline, service, loadgen] = exes;
+        let cli = if with_generated { Some(super::prebuilt(&root, CLI, false)?) } else { None };
+        ([baseline?, service?, loadgen?], cli)
     } else {
-        let exes = super::release_build(
-            &root,
-            &["-p", "bench-servers", "--bin", BASELINE, "--bin", SERVICE, "-p", "xtask", "--bin", LOADGEN],
-        )?;
+        let mut build_args =
+            vec!["-p", "bench-servers", "--bin", BASELINE, "--bin", SERVICE, "-p", "xtask", "--bin", LOADGEN];
+        if with_generated {
+            build_args.extend(["-p", "microframework-cli", "--bin", CLI]);
+        }
+        let exes = super::release_build(&root, &build_args)?;
         let exe = |name: &str| exes.get(name).cloned().with_context(|| format!("the build produced no `{name}`"));
-        (exe(BASELINE)?, exe(SERVICE)?, exe(LOADGEN)?)
+        let cli = if with_generated { Some(exe(CLI)?) } else { None };
+        ([exe(BASELINE)?, exe(SERVICE)?, exe(LOADGEN)?], cli)
     };
-    let targets = [
-        Target { name: BASELINE, baseline: true, exe: baseline_exe },
-        Target { name: SERVICE, baseline: false, exe: service_exe },
+    let [baseline_exe, service_exe, loadgen] = exes;
+    let mut targets = vec![
+        Target { name: BASELINE, kind: Kind::Baseline, exe: baseline_exe, dir: None },
+        Target { name: SERVICE, kind: Kind::Framework, exe: service_exe, dir: None },
     ];
+    if let Some(cli) = cli {
+        let (exe, dir) = grpc_generated::prepare(&root, &cli)?;
+        targets.push(Target { name: GENERATED, kind: Kind::Generated, exe, dir: Some(dir) });
+    }
     let mut rows: Vec<GrpcRow> = targets
         .iter()
-        .map(|t| GrpcRow { target: t.name.to_owned(), baseline: t.baseline, ..GrpcRow::default() })
+        .map(|t| GrpcRow { target: t.name.to_owned(), baseline: t.kind == Kind::Baseline, ..GrpcRow::default() })
         .collect();
 
     let mut background_cpu: f64 = 0.0;
     for round in 0..args.rounds {
         eprintln!("== round {}/{}", round + 1, args.rounds);
-        let order: Vec<usize> = if round % 2 == 0 { vec![0, 1] } else { vec![1, 0] };
+        // Rotate the order so that no target is always first (or last) to start and be loaded.
+        let order: Vec<usize> = (0..targets.len()).map(|k| (k + round as usize) % targets.len()).collect();
         let work_dir = tempfile::Builder::new().prefix("xtask-bench-grpc-").tempdir()?;
 
-        let mut running: Vec<Option<Running>> = vec![None, None];
+        let mut running: Vec<Option<Running>> = targets.iter().map(|_| None).collect();
         for &i in &order {
             let t = &targets[i];
-            let mut r = t.start(&root, work_dir.path())?;
-            let addr = r.grpc_addr.clone();
-            let startup =
-                r.server.wait_until(&format!("answering SayHello on {addr}"), READY_TIMEOUT, || probe(&addr))?;
-            if !t.baseline {
-                let (status, body) = r.server.get("/health/ready")?;
+            let (mut server, addr) = t.start(&root, work_dir.path())?;
+            let probe_call = t.probe_call();
+            let what = format!("answering {} on {addr}", probe_call.path);
+            let startup = server.wait_until(&what, READY_TIMEOUT, || probe(&addr, &probe_call))?;
+            if t.kind != Kind::Baseline {
+                let (status, body) = server.get("/health/ready")?;
                 if status != 200 {
-                    bail!("{} answers SayHello but GET /health/ready is {status}: {body}", t.name);
+                    bail!("{} answers {} but GET /health/ready is {status}: {body}", t.name, probe_call.path);
                 }
             }
+            let call = match t.kind {
+                Kind::Generated => block_on(grpc_generated::seed(&addr))
+                    .and_then(|r| r)
+                    .with_context(|| format!("seeding {}; its output ends with:\n{}", t.name, server.output_tail()))?,
+                Kind::Baseline | Kind::Framework => Call::greeter(),
+            };
+            let r = Running { server, grpc_addr: addr.clone(), call };
             let before = CpuTimes::read();
             std::thread::sleep(IDLE_SETTLE);
             let idle = r.server.rss_kib()?;
@@ -302,14 +351,17 @@ pub(crate) fn run(args: &GrpcArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One readiness probe. The runtime is dropped with it, which closes the probe's connection: a
-/// connection left on an idle runtime would never answer the server's shutdown (the HTTP/2 GOAWAY
-/// ping) and hold up its exit.
-fn probe(addr: &str) -> bool {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt.block_on(grpc_load::probe(addr, PROBE_TIMEOUT)),
-        Err(_) => false,
-    }
+/// Runs `fut` on a runtime of its own. The runtime is dropped with it, which closes the
+/// connections `fut` opened: a connection left on an idle runtime would never answer the
+/// server's shutdown (the HTTP/2 GOAWAY ping) and hold up its exit.
+fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting a runtime")?;
+    Ok(rt.block_on(fut))
+}
+
+/// One readiness probe: `call` on a fresh connection gets its expected reply.
+fn probe(addr: &str, call: &Call) -> bool {
+    block_on(grpc_load::probe(addr, call, PROBE_TIMEOUT)).unwrap_or(false)
 }
 
 /// One measured load run against a target.
@@ -328,6 +380,7 @@ fn measure(loadgen: &Path, args: &GrpcArgs, r: &Running) -> anyhow::Result<Measu
         .args(["--duration", &secs(args.duration), "--warmup", &secs(args.warmup)])
         .args(["--concurrency", &args.concurrency.to_string(), "--connections", &args.connections.to_string()])
         .args(["--threads", &args.client_threads.to_string()])
+        .args(r.call.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -375,7 +428,12 @@ impl GrpcReport {
         let mut out = String::new();
         let rounds =
             if self.rounds == 1 { "1 round".to_owned() } else { format!("{} rounds, median shown", self.rounds) };
-        let _ = writeln!(out, "### gRPC: MicroFramework (framework-grpc) vs bare tonic (baseline-tonic)\n");
+        let generated = self.rows.iter().any(|r| r.target == GENERATED);
+        let _ = writeln!(
+            out,
+            "### gRPC: MicroFramework ({}) vs bare tonic (baseline-tonic)\n",
+            if generated { "framework-grpc, generated-grpc" } else { "framework-grpc" }
+        );
         let _ = writeln!(out, "- Date: {}", m.date);
         let _ = writeln!(out, "- Machine: {}, {} cores, kernel {}", m.cpu, m.cores, m.kernel);
         let _ = writeln!(out, "- Toolchain: {}, `--release` profile of the workspace", m.rustc);
@@ -443,16 +501,26 @@ impl GrpcReport {
                 ms(&row.shutdown_ms),
             );
         }
+        let generated_note = if generated {
+            " generated-grpc is `microframework new bench-grpc --type grpc --with-database=none \
+             --with-auth=none` as generated, built in release: it is loaded with its unary \
+             `bench_grpc.v1.Users/Get` of one user (created once after start-up, kept in memory), whose \
+             handler validates the id, reads the user through the service and repository layers and \
+             converts it to the protobuf message; the reply (about 110 bytes) is checked byte for byte."
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "\n<sub>Unary `bench.v1.Greeter/SayHello` (`{{name: \"world\"}}` → `Hello, world!`, 30 s deadline sent \
-             with each call). Latency is measured per call by the client (every call recorded, nearest-rank \
-             percentiles; median over rounds); spread is (max − min) / median of calls/s across rounds. \
-             framework-grpc serves the default stack (request id, trace span at info with JSON logs, RED \
+            "\n<sub>baseline-tonic and framework-grpc serve the unary `bench.v1.Greeter/SayHello` (`{{name: \
+             \"world\"}}` → `Hello, world!`).{generated_note} A 30 s deadline is sent with each call. Latency is \
+             measured per call by the client (every call recorded, nearest-rank percentiles; median over rounds); spread is (max − min) / median of calls/s across rounds. \
+             The framework targets serve the default stack (request id, trace span at info with JSON logs, RED \
              metrics, deadline, concurrency and size limits, health and reflection services) on its own gRPC \
              listener; baseline-tonic is `tonic::transport::Server` with the service alone. Server CPU per call \
              is the server's user + system time during the measured run divided by the calls. Start-up is \
-             spawn → first successful `SayHello` (polled every 1 ms); idle RSS is VmRSS 1 s after that; loaded \
+             spawn → first successful `SayHello` (generated-grpc: first `SERVING` answer of \
+             `grpc.health.v1.Health/Check`), polled every 1 ms; idle RSS is VmRSS 1 s after that; loaded \
              RSS is the maximum VmRSS sampled every 100 ms under load. The load generator is a separate \
              process on the same cores as the server: on a 2-core machine they compete for the CPU, so \
              calls/s is a joint figure, and the ratio to the baseline is what to compare.</sub>"
@@ -495,7 +563,11 @@ mod tests {
             load_before: "1.00 2.00 3.00".into(),
             load_after: "4.00 5.00 6.00".into(),
             background_cpu: 0.5,
-            rows: vec![row("baseline-tonic", true, 20_000.0, 1000.0), row("framework-grpc", false, 15_000.0, 1500.0)],
+            rows: vec![
+                row("baseline-tonic", true, 20_000.0, 1000.0),
+                row("framework-grpc", false, 15_000.0, 1500.0),
+                row("generated-grpc", false, 10_000.0, 2000.0),
+            ],
         };
         let md = report.render();
         assert!(
@@ -508,7 +580,15 @@ mod tests {
             ),
             "{md}"
         );
+        assert!(
+            md.contains(
+                "| generated-grpc | 10000 | 20.0% | 400 µs | 2.00 ms | 3.00 ms | 12.3 µs | 50.0% | 2.00× | 0 |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("| framework-grpc | 5.0 | 4.0 | 8.0 | 2.0 |"), "{md}");
+        assert!(md.contains("(framework-grpc, generated-grpc) vs bare tonic"), "{md}");
+        assert!(md.contains("bench_grpc.v1.Users/Get"), "{md}");
         assert!(md.contains("load average 1.00 2.00 3.00 before, 4.00 5.00 6.00 after"), "{md}");
         assert!(md.contains("(busy machine: numbers are noisy)"), "{md}");
         assert!(md.contains("- Command: `cargo xtask bench grpc`"), "{md}");

@@ -1,9 +1,10 @@
 //! Benchmarks. Each kind (`http`, `grpc`, `ws`, `gen`) lives in its own module and shares the
 //! process control ([`proc`]), load generators ([`wrk`], [`grpc_load`]) and report ([`report`])
-//! helpers.
+//! helpers; [`grpc_generated`] prepares the generated gRPC service `bench grpc` also measures.
 
 pub(crate) mod generator;
 pub(crate) mod grpc;
+pub(crate) mod grpc_generated;
 pub(crate) mod grpc_load;
 pub(crate) mod http;
 pub(crate) mod proc;
@@ -95,13 +96,25 @@ fn parse_load_average(text: &str) -> String {
 /// Runs `cargo build --release <args>` (one invocation, errors shown on stderr) and returns the
 /// executables it produced (binaries and examples) by target name.
 pub(crate) fn release_build(root: &Path, args: &[&str]) -> anyhow::Result<HashMap<String, PathBuf>> {
+    release_build_in(root, args, &[])
+}
+
+/// [`release_build`] in `dir` (a package outside the workspace, say) with `env` added to cargo's
+/// environment.
+pub(crate) fn release_build_in(
+    dir: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+) -> anyhow::Result<HashMap<String, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("== cargo build --release {}", args.join(" "));
+    let env_text: String = env.iter().map(|(k, v)| format!("{k}={} ", shell_quote(v))).collect();
+    eprintln!("== {env_text}cargo build --release {}", args.join(" "));
     let out = Command::new(&cargo)
         .args(["build", "--release"])
         .args(args)
         .arg("--message-format=json-render-diagnostics")
-        .current_dir(root)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo build")?;
@@ -126,11 +139,17 @@ fn executables(messages: &str) -> HashMap<String, PathBuf> {
     exes
 }
 
+/// The workspace's target directory: `$CARGO_TARGET_DIR` (relative to the workspace root) or
+/// `target/`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    if target_dir.is_absolute() { target_dir } else { root.join(target_dir) }
+}
+
 /// `target/release/<name>` (or under `$CARGO_TARGET_DIR`), for `--no-build`; `example` puts it in
 /// `examples/`.
 pub(crate) fn prebuilt(root: &Path, name: &str, example: bool) -> anyhow::Result<PathBuf> {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let target_dir = if target_dir.is_absolute() { target_dir } else { root.join(target_dir) };
+    let target_dir = target_dir(root);
     let dir = if example { target_dir.join("release/examples") } else { target_dir.join("release") };
     let exe = dir.join(name);
     if !exe.is_file() {
