@@ -311,9 +311,11 @@ impl Reader {
                 self.reply_error(&e, env.id.as_deref());
             }
             Err(()) => {
+                // As for a panic in on_message: reason `error`, close code 1011.
                 tracing::error!(connection = %self.peer().id, "the WebSocket handler panicked in authorize_join");
-                let e = WsError::new(codes::INTERNAL, "An unexpected error occurred.").close(CLOSE_ERROR);
-                self.reply_error(&e, env.id.as_deref());
+                let _ =
+                    self.conn.send(error_envelope(codes::INTERNAL, "An unexpected error occurred.", env.id.as_deref()));
+                self.peer().request_close(CLOSE_ERROR, "internal error", DisconnectReason::Error);
             }
         }
     }

@@ -60,6 +60,7 @@ impl WsHandler for Chat {
     }
 
     async fn authorize_join(&self, _conn: &Connection, room: &str) -> bool {
+        assert!(room != "panic", "authorize_join panicked on purpose");
         !room.starts_with("private:")
     }
 }

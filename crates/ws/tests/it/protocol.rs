@@ -110,3 +110,18 @@ async fn a_panicking_handler_closes_only_its_connection() {
     ping(&mut fresh, "fresh").await;
     server.wait_connections(2, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_panic_in_authorize_join_is_an_error_of_that_connection_only() {
+    let server = Server::start("").await;
+    let mut bystander = server.connect().await;
+    let mut ws = server.connect().await;
+    send(&mut ws, json!({"type": "join", "room": "panic", "id": "j1"})).await;
+    let err = recv(&mut ws).await;
+    assert_eq!((err["code"].as_str(), err["id"].as_str()), (Some("internal"), Some("j1")), "{err}");
+    assert_eq!(closed(&mut ws, Duration::from_secs(5)).await, Some(1011));
+    server.wait_connections(1, Duration::from_secs(5)).await;
+    let reasons: Vec<_> = server.chat.closed.lock().unwrap().iter().map(|r| r.kind).collect();
+    assert_eq!(reasons, [DisconnectReason::Error], "a handler panic is counted as `error`");
+    ping(&mut bystander, "ok").await;
+}
