@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, Method, Uri};
 use serde::{Deserialize, Serialize};
 
 use microframework_core::{AppContext, ByteSize, ConfigError, Validate, Validation};
@@ -88,6 +89,25 @@ impl GraphqlConfig {
     pub fn assets_path(&self) -> String {
         format!("{}/assets", self.path)
     }
+
+    /// Whether the request only loads the GraphiQL IDE: a `GET` or `HEAD` of `path` from a
+    /// browser (`Accept: text/html`) without a `query` parameter, which is answered with the page
+    /// and never runs an operation, or of one of its assets. Always `false` when `graphiql` is
+    /// off. `Service::graphql` exempts these requests from `auth.jwt.required`, since they
+    /// carry no data and a browser cannot attach a token to them; the queries the IDE then sends
+    /// carry the headers typed in its headers editor.
+    pub fn is_graphiql_request(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
+        if !self.graphiql || (method != Method::GET && method != Method::HEAD) {
+            return false;
+        }
+        let path = uri.path();
+        if path == self.path {
+            return crate::http::asks_for_page(headers, uri.query());
+        }
+        path.strip_prefix(self.path.as_str())
+            .and_then(|rest| rest.strip_prefix("/assets/"))
+            .is_some_and(|file| !file.is_empty() && !file.contains('/') && file != "." && file != "..")
+    }
 }
 
 /// Whether `path` can be mounted as an axum route made of static segments.
@@ -146,6 +166,53 @@ mod tests {
         let cfg = parse("{}").unwrap();
         assert_eq!(cfg, GraphqlConfig::default());
         assert_eq!(cfg.assets_path(), "/graphql/assets");
+    }
+
+    #[test]
+    fn graphiql_requests_are_the_page_and_its_assets_only() {
+        let cfg = GraphqlConfig::default();
+        let html = {
+            let mut h = HeaderMap::new();
+            h.insert("accept", "text/html,application/xhtml+xml,*/*;q=0.8".parse().unwrap());
+            h
+        };
+        let json = {
+            let mut h = HeaderMap::new();
+            h.insert("accept", "application/json".parse().unwrap());
+            h
+        };
+        let is = |method: Method, uri: &str, headers: &HeaderMap| {
+            cfg.is_graphiql_request(&method, &uri.parse::<Uri>().unwrap(), headers)
+        };
+        assert!(is(Method::GET, "/graphql", &html));
+        assert!(is(Method::HEAD, "/graphql", &html));
+        assert!(is(Method::GET, "/graphql?theme=dark", &html));
+        assert!(is(Method::GET, "/graphql/assets/graphiql.min.js", &HeaderMap::new()));
+        assert!(is(Method::GET, "/graphql/assets/graphiql.min.css?v=3.9.0", &HeaderMap::new()));
+
+        // Anything that could run an operation, or is not GraphiQL's, is not.
+        assert!(!is(Method::GET, "/graphql?query=%7Bme%7D", &html));
+        assert!(!is(Method::GET, "/graphql?x=1&query=%7Bme%7D", &html));
+        assert!(!is(Method::GET, "/graphql", &json));
+        assert!(!is(Method::GET, "/graphql", &HeaderMap::new()));
+        assert!(!is(Method::POST, "/graphql", &html));
+        assert!(!is(Method::POST, "/graphql/assets/graphiql.min.js", &html));
+        for other in [
+            "/graphql/",
+            "/graphqlx",
+            "/graphql/ws",
+            "/graphql/assets",
+            "/graphql/assets/",
+            "/graphql/assets/a/b",
+            "/graphql/assets/..",
+            "/other",
+        ] {
+            assert!(!is(Method::GET, other, &html), "{other}");
+        }
+
+        let off = GraphqlConfig { graphiql: false, ..GraphqlConfig::default() };
+        assert!(!off.is_graphiql_request(&Method::GET, &"/graphql".parse().unwrap(), &html));
+        assert!(!off.is_graphiql_request(&Method::GET, &"/graphql/assets/graphiql.min.js".parse().unwrap(), &html));
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub(crate) fn request_error(status: StatusCode, code: &str, message: &str, conte
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body.to_string()).into_response()
 }
 
+/// Whether a `GET {path}` gets the GraphiQL page (when it is on) rather than a query: a browser
+/// asking for HTML, without a `query` parameter.
+pub(crate) fn asks_for_page(headers: &HeaderMap, query: Option<&str>) -> bool {
+    wants_html(headers) && !has_query_param(query)
+}
+
 fn wants_html(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains("text/html"))
 }
@@ -49,8 +55,7 @@ fn has_query_param(query: Option<&str>) -> bool {
 pub(crate) async fn get<E: Executor>(State(st): State<Arc<Shared<E>>>, req: Request) -> Response {
     let ct = response_type(req.headers());
     if let Some(page) = &st.page
-        && wants_html(req.headers())
-        && !has_query_param(req.uri().query())
+        && asks_for_page(req.headers(), req.uri().query())
     {
         return (
             [

@@ -134,7 +134,7 @@ mod ws;
 pub use config::GraphqlConfig;
 pub use error::{IntoGqlResult, claims, coded_error, codes, gql_error, require_role, require_scope};
 pub use limits::Limits;
-pub use router::{SchemaBuilderExt, configure, router, router_with_auth};
+pub use router::{SchemaBuilderExt, VerifierSlot, configure, router, router_with_auth, router_with_verifier_slot};
 pub use telemetry::Telemetry;
 
 /// Batch loading, the cure for N+1 queries (see the [crate documentation](crate#dataloader)).

@@ -60,7 +60,65 @@ where
 {
     let auth: AuthConfig = ctx.config().section("auth")?;
     let source = match auth.enabled_jwt() {
-        Some(jwt) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default() },
+        Some(jwt) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot: None },
+        None => VerifierSource::Off,
+    };
+    build(schema, ctx, source, &auth)
+}
+
+/// A JWT verifier handed to a GraphQL router after it is built: [`router_with_verifier_slot`]
+/// takes the slot, and the application [sets](Self::set) the verifier its HTTP layer uses once it
+/// exists, so that both share one key cache (one JWKS fetch and refresh). `Service::graphql`
+/// does this.
+#[derive(Clone, Default)]
+pub struct VerifierSlot(Arc<std::sync::OnceLock<JwtVerifier>>);
+
+impl std::fmt::Debug for VerifierSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierSlot").field("set", &self.0.get().is_some()).finish()
+    }
+}
+
+impl VerifierSlot {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts `verifier` in the slot; `false` (and nothing changes) when it already holds one.
+    pub fn set(&self, verifier: JwtVerifier) -> bool {
+        self.0.set(verifier).is_ok()
+    }
+
+    /// The verifier, once set.
+    pub fn get(&self) -> Option<&JwtVerifier> {
+        self.0.get()
+    }
+}
+
+/// Like [`router`], verifying WebSocket `connection_init` tokens with the verifier put in `slot`
+/// (the HTTP layer's, set once it is built). Should a token arrive before the slot is set, a
+/// verifier is built from `auth.jwt` as [`router`] does. Without an `auth.jwt` section tokens in
+/// `connection_init` are ignored.
+///
+/// # Errors
+///
+/// Invalid `graphql` or `auth` configuration sections.
+pub fn router_with_verifier_slot<Q, M, S>(
+    schema: Schema<Q, M, S>,
+    ctx: &AppContext,
+    slot: VerifierSlot,
+) -> Result<Router, BoxError>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    let auth: AuthConfig = ctx.config().section("auth")?;
+    let source = match auth.enabled_jwt() {
+        Some(jwt) => {
+            VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot: Some(slot) }
+        }
         None => VerifierSource::Off,
     };
     build(schema, ctx, source, &auth)

@@ -30,8 +30,13 @@ pub(crate) enum VerifierSource {
     Off,
     /// The verifier the application passed.
     Given(JwtVerifier),
-    /// Built from `auth.jwt` on first use.
-    FromConfig { config: Box<JwtConfig>, cell: tokio::sync::OnceCell<Option<JwtVerifier>> },
+    /// The verifier put in `slot` by the time connections arrive (the HTTP layer's), or else one
+    /// built from `auth.jwt` on first use.
+    FromConfig {
+        config: Box<JwtConfig>,
+        cell: tokio::sync::OnceCell<Option<JwtVerifier>>,
+        slot: Option<crate::router::VerifierSlot>,
+    },
 }
 
 /// How WebSocket connections are authenticated.
@@ -54,7 +59,10 @@ impl WsAuth {
         match &self.source {
             VerifierSource::Off => Check::Ignore,
             VerifierSource::Given(v) => Check::Verify(v),
-            VerifierSource::FromConfig { config, cell } => {
+            VerifierSource::FromConfig { config, cell, slot } => {
+                if let Some(v) = slot.as_ref().and_then(crate::router::VerifierSlot::get) {
+                    return Check::Verify(v);
+                }
                 let v = cell
                     .get_or_init(|| async {
                         match JwtVerifier::from_config(config).await {

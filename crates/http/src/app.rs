@@ -16,7 +16,7 @@ use microframework_core::{AppContext, BoxError, HealthCheck};
 use microframework_telemetry::{Metrics, MetricsConfig};
 
 use crate::config::HttpConfig;
-use crate::middleware::{RateLimiter, StackOptions, apply_default_stack};
+use crate::middleware::{PublicRequest, RateLimiter, StackOptions, apply_default_stack};
 use crate::routes::{health_routes, metrics_route};
 
 type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
@@ -32,6 +32,7 @@ pub struct AppBuilder {
     plain: Vec<Router>,
     hooks: Vec<RouterHook>,
     public_paths: Vec<String>,
+    public_requests: Vec<PublicRequest>,
 }
 
 impl std::fmt::Debug for AppBuilder {
@@ -68,6 +69,7 @@ impl AppBuilder {
             plain: Vec::new(),
             hooks: Vec::new(),
             public_paths: Vec::new(),
+            public_requests: Vec::new(),
         }
     }
 
@@ -104,6 +106,17 @@ impl AppBuilder {
     /// Exempts `path` (exact, or a prefix ending in `*`) from `auth.jwt.required`.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         self.public_paths.push(path.into());
+        self
+    }
+
+    /// Exempts the requests `rule` accepts (method, URI, headers) from `auth.jwt.required`, for
+    /// what a path alone cannot tell apart: the GraphiQL page a browser loads from the GraphQL
+    /// endpoint's own path, say. Requests that carry a token are verified whatever the rule says.
+    pub fn public_request<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&http::Method, &http::Uri, &http::HeaderMap) -> bool + Send + Sync + 'static,
+    {
+        self.public_requests.push(std::sync::Arc::new(rule));
         self
     }
 
@@ -176,7 +189,13 @@ impl AppBuilder {
 
         let rate_limiter = RateLimiter::new(&http.rate_limit, framework_paths.clone());
         follow_reloads(ctx, rate_limiter.clone(), http.rate_limit.clone());
-        let opts = StackOptions { http, jwt: jwt.clone(), rate_limiter: rate_limiter.clone(), framework_paths };
+        let opts = StackOptions {
+            http,
+            jwt: jwt.clone(),
+            rate_limiter: rate_limiter.clone(),
+            framework_paths,
+            public_requests: self.public_requests,
+        };
         let router = apply_default_stack(app, &opts);
         Ok(BuiltApp { router, openapi, rate_limiter, jwt })
     }

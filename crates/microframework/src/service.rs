@@ -79,6 +79,9 @@ pub struct Service {
     ws_section: bool,
     #[cfg(feature = "graphql")]
     graphql_section: bool,
+    /// Where the GraphQL routers get the HTTP layer's JWT verifier once it is built.
+    #[cfg(feature = "graphql")]
+    graphql_verifiers: Vec<microframework_graphql::VerifierSlot>,
 }
 
 impl std::fmt::Debug for Service {
@@ -108,6 +111,8 @@ impl Service {
             ws_section: false,
             #[cfg(feature = "graphql")]
             graphql_section: false,
+            #[cfg(feature = "graphql")]
+            graphql_verifiers: Vec::new(),
         }
     }
 
@@ -173,8 +178,10 @@ impl Service {
     /// (default `/graphql`, with an offline GraphiQL page), subscriptions over WebSocket at
     /// `graphql.ws_path` (default `/graphql/ws`). `build` receives the section so that it can apply
     /// the configured depth and complexity limits (`SchemaBuilderExt::configured`). Verified JWT
-    /// claims reach resolvers (`microframework::graphql::claims(ctx)`); the subscription path is
-    /// exempt from `auth.jwt.required` because it authenticates `connection_init` itself.
+    /// claims reach resolvers (`microframework::graphql::claims(ctx)`). Exempt from
+    /// `auth.jwt.required`: the subscription path, because it authenticates `connection_init`
+    /// itself, and the requests that only load GraphiQL
+    /// ([`GraphqlConfig::is_graphiql_request`](microframework_graphql::GraphqlConfig::is_graphiql_request)).
     #[cfg(feature = "graphql")]
     pub fn graphql<F, Q, M, S>(mut self, build: F) -> Self
     where
@@ -190,14 +197,22 @@ impl Service {
     {
         self.graphql_section = true;
         self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
-            let path =
-                ctx.config().current().get::<String>("graphql.ws_path").unwrap_or_else(|| "/graphql/ws".to_owned());
-            b.public_path(path)
+            // An invalid section leaves the builder as it is: the router below reports it.
+            match microframework_graphql::GraphqlConfig::from_context(ctx) {
+                Ok(cfg) => b
+                    .public_path(cfg.ws_path.clone())
+                    .public_request(move |method, uri, headers| cfg.is_graphiql_request(method, uri, headers)),
+                Err(_) => b,
+            }
         }));
+        // Subscriptions verify connection_init tokens with the HTTP layer's verifier (one key
+        // cache, one JWKS fetch), handed over once the application is built.
+        let slot = microframework_graphql::VerifierSlot::new();
+        self.graphql_verifiers.push(slot.clone());
         self.router(move |ctx| {
             let cfg = microframework_graphql::GraphqlConfig::from_context(ctx)?;
             let schema = build(ctx, &cfg)?;
-            microframework_graphql::router(schema, ctx)
+            microframework_graphql::router_with_verifier_slot(schema, ctx, slot)
         })
     }
 
@@ -227,6 +242,20 @@ impl Service {
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         let path = path.into();
         self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.public_path(path)));
+        self
+    }
+
+    /// Exempts the requests `rule` accepts (method, URI, headers) from `auth.jwt.required`, for
+    /// what a path alone cannot tell apart. A request that carries a token is verified whatever
+    /// the rule says.
+    pub fn public_request<F>(mut self, rule: F) -> Self
+    where
+        F: Fn(&axum::http::Method, &axum::http::Uri, &axum::http::HeaderMap) -> bool + Send + Sync + 'static,
+    {
+        let rule = std::sync::Arc::new(rule);
+        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| {
+            b.public_request(move |method, uri, headers| rule(method, uri, headers))
+        }));
         self
     }
 
@@ -407,6 +436,12 @@ impl Service {
                 });
             }
         };
+        #[cfg(feature = "graphql")]
+        if let Some((verifier, _)) = &app.jwt {
+            for slot in &self.graphql_verifiers {
+                slot.set(verifier.clone());
+            }
+        }
         #[allow(unused_mut)]
         let mut http_router = app.router;
         #[cfg(feature = "grpc")]

@@ -166,3 +166,106 @@ async fn graphql_queries_limits_and_offline_page() {
     let html = page.text().await.unwrap();
     assert!(!html.contains("https://"), "the IDE loads nothing from the internet");
 }
+
+#[tokio::test]
+async fn graphiql_loads_without_a_token_when_tokens_are_required() {
+    const SECRET: &str = "protocols-test-secret-that-is-long-enough-01";
+    let yaml = format!("auth:\n  jwt:\n    secret: {SECRET}\n    required: true\n");
+    let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+    let get = |path: &str, accept: &str| {
+        let req = app.client().get(app.url(path)).header("accept", accept);
+        async move { req.send().await.unwrap() }
+    };
+
+    // The IDE and its assets: no data, and a browser cannot attach a token to them.
+    let page = get("/graphql", "text/html,*/*;q=0.8").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/graphql/assets/graphiql.min.js"), "{html}");
+    let script = get("/graphql/assets/graphiql.min.js", "*/*").await;
+    assert_eq!(script.status(), 200);
+
+    // Operations still need the token, whatever the Accept header says.
+    for (path, accept) in [
+        ("/graphql?query=%7B__typename%7D", "text/html"),
+        ("/graphql?query=%7B__typename%7D", "application/json"),
+        ("/graphql", "application/json"),
+    ] {
+        let res = get(path, accept).await;
+        assert_eq!(res.status(), 401, "GET {path} ({accept})");
+        assert!(res.headers().contains_key("www-authenticate"));
+    }
+    let query = serde_json::json!({"query": "{ greeting(name: \"Ada\") }"});
+    let res = app.client().post(app.url("/graphql")).header("accept", "text/html").json(&query).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    // A bad token on the page is refused too: a token that is sent is always verified.
+    let res =
+        app.client().get(app.url("/graphql")).header("accept", "text/html").bearer_auth("not.a.token").send().await;
+    assert_eq!(res.unwrap().status(), 401);
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = microframework::auth::JwtSigner::hs256(SECRET.as_bytes())
+        .sign(&serde_json::json!({"sub": "ada", "exp": now + 300}))
+        .unwrap();
+    let res = app.client().post(app.url("/graphql")).bearer_auth(token).json(&query).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["data"]["greeting"], "Hello, Ada!", "{body}");
+}
+
+/// A JWKS endpoint serving the RSA test key of `microframework-auth` (kid `k1`), counting fetches.
+async fn jwks_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use microframework::http::axum;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/fixtures/rsa_public.pem")).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&pem).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_decoding_key(&key, Some(jsonwebtoken::Algorithm::RS256)).unwrap();
+    jwk.common.key_id = Some("k1".to_owned());
+    let body = serde_json::json!({ "keys": [jwk] });
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = body.clone();
+            async move { axum::Json(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
+    use std::sync::atomic::Ordering;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (jwks_url, hits) = jwks_server().await;
+    let app = TestApp::builder(service()).yaml(format!("auth:\n  jwt:\n    jwks_url: {jwks_url}\n")).spawn().await;
+    let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/fixtures/rsa_private.pem")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let token = microframework::auth::JwtSigner::from_pem("RS256", &pem)
+        .unwrap()
+        .with_kid("k1")
+        .sign(&serde_json::json!({"sub": "ada", "exp": now + 300}))
+        .unwrap();
+    let fetched_at_start = hits.load(Ordering::SeqCst);
+    assert_eq!(fetched_at_start, 1, "the HTTP layer fetches the keys once at start-up");
+
+    // Over HTTP and over the subscription WebSocket the token verifies with the same keys.
+    let query = serde_json::json!({"query": "{ greeting(name: \"Ada\") }"});
+    let res = app.client().post(app.url("/graphql")).bearer_auth(&token).json(&query).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut req = format!("ws://{}/graphql/ws", app.local_addr()).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let init = serde_json::json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
+    let ack: serde_json::Value = serde_json::from_str(ack.to_text().unwrap()).unwrap();
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+
+    assert_eq!(hits.load(Ordering::SeqCst), fetched_at_start, "no second verifier fetched the JWKS");
+}

@@ -3,8 +3,8 @@
 //!
 //! - A request with an invalid token (expired, forged, `alg: none`, wrong issuer or audience)
 //!   is answered with `401` and `WWW-Authenticate: Bearer error="invalid_token"`.
-//! - A request without a token passes through, unless `auth.jwt.required` is set and its path is
-//!   not in `auth.jwt.public_paths`.
+//! - A request without a token passes through, unless `auth.jwt.required` is set, its path is
+//!   not in `auth.jwt.public_paths` and no [`PublicRequest`] rule accepts it.
 //! - Routes opt in with the `Claims` extractor (401 when absent) or [`require_auth`]; the
 //!   framework's own endpoints (health, metrics, docs) never require a token.
 
@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{BoxFuture, Either};
-use http::{HeaderValue, Request, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use tower::{Layer, Service};
 
 use microframework_auth::{AuthError, Claims, JwtConfig, JwtVerifier, bearer_token};
@@ -35,17 +35,40 @@ impl std::fmt::Debug for JwtAuthLayer {
     }
 }
 
-#[derive(Debug)]
+/// A rule that lets a request without a token through when `auth.jwt.required` is on, in
+/// addition to `auth.jwt.public_paths`: for requests a path alone cannot tell apart, such as a
+/// browser's `GET` of an IDE page served on the same path as an API. It sees the method, URI and
+/// headers; a request that does carry a token is verified as usual whatever the rules say.
+pub type PublicRequest = Arc<dyn Fn(&Method, &Uri, &HeaderMap) -> bool + Send + Sync>;
+
+#[derive(Clone)]
 struct Policy {
     required: bool,
     config: JwtConfig,
     framework_paths: Vec<String>,
+    public_requests: Vec<PublicRequest>,
 }
 
 impl JwtAuthLayer {
     /// A layer over `verifier`; `framework_paths` (health, metrics, docs) are never checked.
     pub fn new(verifier: JwtVerifier, config: JwtConfig, framework_paths: Vec<String>) -> Self {
-        Self { verifier, policy: Arc::new(Policy { required: config.required, config, framework_paths }) }
+        let policy = Policy { required: config.required, config, framework_paths, public_requests: Vec::new() };
+        Self { verifier, policy: Arc::new(policy) }
+    }
+
+    /// Adds rules that exempt requests without a token from `auth.jwt.required`.
+    pub fn with_public_requests(mut self, rules: impl IntoIterator<Item = PublicRequest>) -> Self {
+        Arc::make_mut(&mut self.policy).public_requests.extend(rules);
+        self
+    }
+}
+
+impl Policy {
+    /// Whether a request without a token must be refused.
+    fn refuses_anonymous<B>(&self, req: &Request<B>) -> bool {
+        self.required
+            && !self.config.is_public(req.uri().path())
+            && !self.public_requests.iter().any(|rule| rule(req.method(), req.uri(), req.headers()))
     }
 }
 
@@ -97,7 +120,7 @@ where
         }
         let token = match req.headers().get(header::AUTHORIZATION) {
             None => {
-                if self.policy.required && !self.policy.config.is_public(path) {
+                if self.policy.refuses_anonymous(&req) {
                     let res = reject(&AuthError::MissingToken);
                     return Either::Right(Box::pin(async move { Ok(res) }));
                 }

@@ -27,7 +27,7 @@ use microframework_auth::{JwtConfig, JwtVerifier};
 
 use crate::config::{CorsConfig, HttpConfig};
 
-pub use auth::{JwtAuthLayer, require_auth};
+pub use auth::{JwtAuthLayer, PublicRequest, require_auth};
 pub use body_limit::BodyLimitLayer;
 pub use catch_panic::CatchPanicLayer;
 pub use observe::ObserveLayer;
@@ -48,6 +48,8 @@ pub struct StackOptions {
     pub rate_limiter: RateLimiter,
     /// Paths of the framework's own endpoints (never authenticated or rate limited).
     pub framework_paths: Vec<String>,
+    /// Rules that exempt requests without a token from `auth.jwt.required`.
+    pub public_requests: Vec<PublicRequest>,
 }
 
 /// Wraps `router` in the default middleware stack.
@@ -76,9 +78,10 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
             DefaultBodyLimit::disable()
         })
         .option_layer(h.timeout.enabled.then(|| RequestTimeoutLayer::new(h.timeout.duration)))
-        .option_layer(
-            opts.jwt.as_ref().map(|(v, c)| JwtAuthLayer::new(v.clone(), c.clone(), opts.framework_paths.clone())),
-        )
+        .option_layer(opts.jwt.as_ref().map(|(v, c)| {
+            JwtAuthLayer::new(v.clone(), c.clone(), opts.framework_paths.clone())
+                .with_public_requests(opts.public_requests.iter().cloned())
+        }))
         .layer(RateLimitLayer::new(opts.rate_limiter.clone()));
     router.layer(stack)
 }
