@@ -19,7 +19,7 @@ use microframework_core::{AppContext, BoxError};
 
 use crate::auth::{JwtAuth, JwtAuthLayer};
 use crate::config::GrpcConfig;
-use crate::layers::{ConcurrencyLimitLayer, DeadlineLayer, DecodeLimitLayer, ObserveLayer};
+use crate::layers::{ConcurrencyLimitLayer, DeadlineLayer, DecodeLimitLayer, ObserveLayer, RateLimitLayer};
 use crate::methods::{self, MethodTable};
 use crate::request_id::RequestIdLayer;
 
@@ -65,6 +65,7 @@ pub struct GrpcBuilder {
     services: Vec<Registered>,
     descriptors: Vec<&'static [u8]>,
     jwt: Option<JwtAuthLayer>,
+    rate_limit: Option<crate::layers::RateCheck>,
     hooks: Vec<RouterHook>,
 }
 
@@ -75,6 +76,7 @@ impl std::fmt::Debug for GrpcBuilder {
             .field("services", &names)
             .field("descriptors", &self.descriptors.len())
             .field("jwt", &self.jwt.is_some())
+            .field("rate_limit", &self.rate_limit.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +143,19 @@ impl GrpcBuilder {
     /// Verifies bearer tokens with `verifier` (see [`crate::auth`]).
     pub fn jwt(mut self, verifier: JwtVerifier, config: JwtConfig) -> Self {
         self.jwt = Some(JwtAuthLayer::new(verifier, config));
+        self
+    }
+
+    /// Refuses the calls `check` says are over a rate limit with `RESOURCE_EXHAUSTED` and a
+    /// `google.rpc.RetryInfo` detail ([`RateLimitLayer`](crate::layers::RateLimitLayer)). `check`
+    /// runs after authentication, so verified claims are in the request's extensions; the health
+    /// and reflection services are never limited. `Service::grpc` passes the HTTP layer's limiter
+    /// (`http.rate_limit`), so a client's REST requests and gRPC calls share its buckets.
+    pub fn rate_limit<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Request<axum::body::Body>) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.rate_limit = Some(std::sync::Arc::new(check));
         self
     }
 
@@ -251,6 +266,7 @@ impl GrpcBuilder {
             .layer(RequestIdLayer::new())
             .layer(ObserveLayer::new(std::sync::Arc::new(table)))
             .layer(OptionalAuthLayer(self.jwt))
+            .layer(self.rate_limit.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
             .layer(DeadlineLayer::new(config.timeout))
             .layer(ConcurrencyLimitLayer::new(config.concurrency_limit_per_connection))
             .layer(DecodeLimitLayer::new(config.max_decoding()));

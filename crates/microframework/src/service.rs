@@ -147,8 +147,10 @@ impl Service {
 
     /// Serves gRPC services (section `grpc`), built once components have started: on their own
     /// port (`grpc.port`, default 50051), or beside REST on the HTTP listener when `grpc.port`
-    /// equals a non-zero `server.port` (`grpc.host` is then ignored). Health (`grpc.health.v1`), reflection, request ids, metrics, tracing and the
-    /// JWT settings of `auth.jwt` apply; shutdown drains streams like HTTP requests.
+    /// equals a non-zero `server.port` (`grpc.host` is then ignored). Health (`grpc.health.v1`),
+    /// reflection, request ids, metrics and tracing are on; the JWT settings of `auth.jwt` and the
+    /// buckets of `http.rate_limit` (shared with REST, `RESOURCE_EXHAUSTED` over the limit) apply;
+    /// shutdown drains streams like HTTP requests.
     #[cfg(feature = "grpc")]
     pub fn grpc<F>(mut self, build: F) -> Self
     where
@@ -458,6 +460,9 @@ impl Service {
                 if let Some((verifier, jwt)) = app.jwt.clone() {
                     builder = builder.jwt(verifier, jwt);
                 }
+                // One client's REST requests and gRPC calls share its buckets (`http.rate_limit`).
+                let limiter = app.rate_limiter.clone();
+                builder = builder.rate_limit(move |req| limiter.check(req));
                 builder.build(&ctx).await
             };
             match built.await {

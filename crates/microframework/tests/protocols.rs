@@ -269,3 +269,84 @@ async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
 
     assert_eq!(hits.load(Ordering::SeqCst), fetched_at_start, "no second verifier fetched the JWKS");
 }
+
+/// Sends and receives already encoded messages, so that any path can be called.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl microframework::grpc::tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl microframework::grpc::tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = microframework::grpc::tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut microframework::grpc::tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl microframework::grpc::tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = microframework::grpc::tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut microframework::grpc::tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, Self::Error> {
+        use bytes::Buf as _;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+#[tokio::test]
+async fn grpc_calls_share_the_http_rate_limit_buckets() {
+    use microframework::grpc::tonic::{Code, client::Grpc, codegen::http::uri::PathAndQuery};
+    let yaml = "http:\n  rate_limit:\n    enabled: true\n    per_ip: { requests_per_second: 1, burst: 3 }\n";
+    let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+    let grpc = app.grpc_addr().expect("gRPC listens on its own port");
+    let channel = microframework::grpc::connect(format!("http://{grpc}")).await.unwrap();
+    let mut client = Grpc::new(channel);
+    let call = |client: &mut Grpc<_>| {
+        let mut client = client.clone();
+        async move {
+            client.ready().await.unwrap();
+            let path = PathAndQuery::from_static("/test.v1.Nothing/Call");
+            client.unary(microframework::grpc::tonic::Request::new(Vec::new()), path, RawCodec).await.unwrap_err()
+        }
+    };
+    // A REST request takes a token from the client's bucket too.
+    assert_eq!(app.get("/no-such-route").await.status(), 404);
+    let mut passed = 0;
+    let refused = loop {
+        let status = call(&mut client).await;
+        if status.code() != Code::Unimplemented {
+            break status;
+        }
+        passed += 1;
+        assert!(passed < 50, "50 calls in a row went through a limit of one per second");
+    };
+    assert!(passed >= 2, "{passed}");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(refused.message(), "Rate limit exceeded; retry in 1 second.");
+    // Health is never limited.
+    assert_eq!(health(format!("http://{grpc}")).await, ServingStatus::Serving);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("grpc_code=\"RESOURCE_EXHAUSTED\""), "{metrics}");
+}

@@ -2,16 +2,18 @@
 //!
 //! From the outside in: [request id](crate::request_id::RequestIdLayer) → [span, metrics and
 //! error logs](ObserveLayer) → [JWT authentication](crate::auth::JwtAuthLayer) (when configured)
-//! → [deadline](DeadlineLayer) → [per-connection concurrency limit](ConcurrencyLimitLayer) →
+//! → [rate limit](RateLimitLayer) (when configured) → [deadline](DeadlineLayer) → [per-connection concurrency limit](ConcurrencyLimitLayer) →
 //! [request message size limit](DecodeLimitLayer) → your layers → the services.
 //! [`GrpcBuilder::build`](crate::GrpcBuilder::build) assembles it from the `grpc` section.
 
 mod deadline;
 mod limit;
 mod observe;
+mod rate_limit;
 
 pub use deadline::{Deadline, DeadlineBody, DeadlineFuture, DeadlineLayer, GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
 pub use limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, DecodeLimit, DecodeLimitLayer, LimitBody, LimitFuture, LimitedBody,
 };
 pub use observe::{Observe, ObserveBody, ObserveFuture, ObserveLayer};
+pub use rate_limit::{RateCheck, RateLimit, RateLimitFuture, RateLimitLayer, rate_limited};

@@ -81,8 +81,11 @@ impl RateLimiter {
         }
     }
 
-    /// `Some(wait)` when the request must be refused.
-    fn check<B>(&self, req: &Request<B>) -> Option<Duration> {
+    /// `Some(wait)` when the request must be refused (and retried after `wait`); takes a token
+    /// from the bucket of the request's subject (verified [`Claims`] in its extensions) or client
+    /// IP otherwise. The framework's paths, `exempt_paths` and everything while the limiter is
+    /// off are never refused. Other protocols (gRPC calls) use it to share the buckets.
+    pub fn check<B>(&self, req: &Request<B>) -> Option<Duration> {
         let guard = self.current.load();
         let limiters = guard.as_ref()?;
         let path = req.uri().path();
