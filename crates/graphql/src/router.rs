@@ -58,12 +58,22 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
+    with_config_verifier(schema, ctx, None)
+}
+
+/// [`build`] verifying `connection_init` tokens with the verifier in `slot` when there is one,
+/// else with one built from `auth.jwt` on first use; tokens are ignored without `auth.jwt`.
+fn with_config_verifier<E: Executor>(
+    executor: E,
+    ctx: &AppContext,
+    slot: Option<VerifierSlot>,
+) -> Result<Router, BoxError> {
     let auth: AuthConfig = ctx.config().section("auth")?;
     let source = match auth.enabled_jwt() {
-        Some(jwt) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot: None },
+        Some(jwt) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot },
         None => VerifierSource::Off,
     };
-    build(schema, ctx, source, &auth)
+    build(executor, ctx, source, &auth)
 }
 
 /// A JWT verifier handed to a GraphQL router after it is built: [`router_with_verifier_slot`]
@@ -114,14 +124,7 @@ where
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    let auth: AuthConfig = ctx.config().section("auth")?;
-    let source = match auth.enabled_jwt() {
-        Some(jwt) => {
-            VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot: Some(slot) }
-        }
-        None => VerifierSource::Off,
-    };
-    build(schema, ctx, source, &auth)
+    with_config_verifier(schema, ctx, Some(slot))
 }
 
 /// Like [`router`], verifying WebSocket `connection_init` tokens with `verifier` (the one the
