@@ -49,6 +49,7 @@ impl ServiceState {
 pub struct Lifecycle {
     state: Arc<AtomicU8>,
     shutdown: CancellationToken,
+    closing: CancellationToken,
 }
 
 impl Default for Lifecycle {
@@ -60,7 +61,11 @@ impl Default for Lifecycle {
 impl Lifecycle {
     /// A new lifecycle in [`ServiceState::Starting`].
     pub fn new() -> Self {
-        Self { state: Arc::new(AtomicU8::new(0)), shutdown: CancellationToken::new() }
+        Self {
+            state: Arc::new(AtomicU8::new(0)),
+            shutdown: CancellationToken::new(),
+            closing: CancellationToken::new(),
+        }
     }
 
     /// The current state.
@@ -89,6 +94,22 @@ impl Lifecycle {
     /// Resolves when shutdown is requested.
     pub async fn shutdown_requested(&self) {
         self.shutdown.cancelled().await;
+    }
+
+    /// Ends the drain: the listeners stop accepting and long-lived connections (WebSocket peers,
+    /// GraphQL subscriptions) are closed. Requests shutdown too if it was not. `Service` calls
+    /// it `shutdown.drain_delay` after shutdown is requested, so that load balancers have
+    /// stopped routing here and reconnecting clients reach another instance; code that runs its
+    /// own listeners calls it when they stop.
+    pub fn stop_accepting(&self) {
+        self.shutdown();
+        self.closing.cancel();
+    }
+
+    /// A token cancelled by [`stop_accepting`](Self::stop_accepting), at the end of the drain
+    /// delay; connections that outlive requests (WebSocket, subscriptions) close on it.
+    pub fn closing_token(&self) -> CancellationToken {
+        self.closing.clone()
     }
 }
 
@@ -123,5 +144,33 @@ impl Validate for ShutdownConfig {
     fn validate(&self, v: &mut Validation) {
         v.check(self.timeout > Duration::ZERO, "timeout", "a duration greater than 0, such as 30s");
         v.check(self.drain_delay <= Duration::from_secs(300), "drain_delay", "a duration of at most 300s");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_then_stop_accepting() {
+        let lc = Lifecycle::new();
+        lc.set_state(ServiceState::Ready);
+        let (shutdown, closing) = (lc.shutdown_token(), lc.closing_token());
+        lc.shutdown();
+        assert_eq!(lc.state(), ServiceState::Draining);
+        assert!(shutdown.is_cancelled());
+        assert!(!closing.is_cancelled(), "connections stay open through the drain delay");
+        lc.stop_accepting();
+        assert!(closing.is_cancelled());
+    }
+
+    #[test]
+    fn stop_accepting_implies_shutdown() {
+        let lc = Lifecycle::new();
+        lc.set_state(ServiceState::Ready);
+        lc.stop_accepting();
+        assert!(lc.shutdown_token().is_cancelled());
+        assert!(lc.closing_token().is_cancelled());
+        assert_eq!(lc.state(), ServiceState::Draining);
     }
 }

@@ -176,7 +176,8 @@ fn build<E: Executor>(
         executor,
         page,
         auth: Arc::new(WsAuth { source, required, leeway }),
-        shutdown: ctx.lifecycle().shutdown_token(),
+        // Subscriptions close when the listeners stop accepting (end of `shutdown.drain_delay`).
+        shutdown: ctx.lifecycle().closing_token(),
         cfg: cfg.clone(),
         body_limit,
     });

@@ -502,19 +502,19 @@ impl Service {
         }
         follow_reloads(&ctx, log);
 
-        // Listeners stop accepting together, after the drain delay.
-        let stop_accepting = tokio_util::sync::CancellationToken::new();
+        // Listeners stop accepting together, and long-lived connections close, after the drain
+        // delay.
+        let stop_accepting = ctx.lifecycle().closing_token();
         {
             let ctx = ctx.clone();
             let delay = shutdown.drain_delay;
-            let stop_accepting = stop_accepting.clone();
             tokio::spawn(async move {
                 ctx.lifecycle().shutdown_requested().await;
                 if !delay.is_zero() {
                     tracing::info!(?delay, "draining: readiness reports 503 while load balancers catch up");
                     tokio::time::sleep(delay).await;
                 }
-                stop_accepting.cancel();
+                ctx.lifecycle().stop_accepting();
             });
         }
         #[cfg(feature = "grpc")]

@@ -350,3 +350,53 @@ async fn grpc_calls_share_the_http_rate_limit_buckets() {
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("grpc_code=\"RESOURCE_EXHAUSTED\""), "{metrics}");
 }
+
+/// Waits for the close frame of `socket`, completes the closing handshake and returns the code.
+async fn close_code<S>(socket: &mut S) -> u16
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), socket.next()).await.expect("no close frame") {
+            Some(Ok(Message::Close(frame))) => {
+                // Reading on sends tungstenite's close reply; the stream then ends.
+                let _ = tokio::time::timeout(Duration::from_secs(5), socket.next()).await;
+                return frame.map_or(1005, |f| u16::from(f.code));
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn long_lived_connections_are_served_until_the_drain_delay_ends() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::builder(service()).yaml("shutdown:\n  drain_delay: 3s\n").spawn().await;
+    let (mut peer, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.local_addr())).await.unwrap();
+    let mut req = format!("ws://{}/graphql/ws", app.local_addr()).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut subscriber, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    subscriber.send(Message::text(r#"{"type":"connection_init","payload":{}}"#)).await.unwrap();
+    let next_json = |msg: Option<Result<Message, _>>| -> serde_json::Value {
+        serde_json::from_str(msg.unwrap().unwrap().to_text().unwrap()).unwrap()
+    };
+    let ack = tokio::time::timeout(Duration::from_secs(5), subscriber.next()).await.unwrap();
+    assert_eq!(next_json(ack)["type"], "connection_ack");
+
+    // SIGTERM: readiness fails at once, but both connections keep being served during the delay.
+    app.context().lifecycle().shutdown();
+    assert_eq!(app.get("/health/ready").await.status(), 503);
+    peer.send(Message::text(r#"{"type":"hello","data":{"n":2}}"#)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(2), peer.next()).await.unwrap();
+    assert_eq!(next_json(reply)["type"], "echo");
+    let op = r#"{"id":"1","type":"subscribe","payload":{"query":"{ greeting(name: \"Ada\") }"}}"#;
+    subscriber.send(Message::text(op)).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(2), subscriber.next()).await.unwrap();
+    assert_eq!(next_json(next)["payload"]["data"]["greeting"], "Hello, Ada!");
+
+    // When the listeners stop accepting, both are closed with 1001.
+    assert_eq!(close_code(&mut peer).await, 1001);
+    assert_eq!(close_code(&mut subscriber).await, 1001);
+    app.shutdown().await;
+}

@@ -81,7 +81,9 @@ pub fn router<H: WsHandler>(
         .map_err(|_| "microframework_ws::router must be called within a Tokio runtime")?;
     hub.configure(&cfg);
 
-    let token = ctx.lifecycle().shutdown_token();
+    // Peers are closed when the listeners stop accepting, at the end of `shutdown.drain_delay`:
+    // until then the instance keeps serving them while load balancers stop routing here.
+    let token = ctx.lifecycle().closing_token();
     let watcher = hub.clone();
     let timeout = cfg.close_timeout;
     runtime.spawn(async move {
