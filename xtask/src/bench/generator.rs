@@ -134,11 +134,7 @@ pub(crate) fn run(args: &GenArgs) -> anyhow::Result<()> {
     }
     println!("{md}");
     if let Some(path) = &args.write {
-        let path = if path.is_absolute() { path.clone() } else { root.join(path) };
-        let existing = std::fs::read_to_string(&path).ok();
-        let updated = super::report::replace_marked(existing.as_deref(), "gen", &md)?;
-        std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("== wrote {}", path.display());
+        super::write_section(&root, path, "gen", &md)?;
     }
     Ok(())
 }

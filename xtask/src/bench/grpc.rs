@@ -483,24 +483,17 @@ impl GrpcReport {
             );
         }
 
-        let _ = writeln!(
-            out,
-            "\n| target | start-up to first call (ms) | idle RSS (MiB) | loaded RSS (MiB) | SIGTERM to exit (ms) |"
+        report::write_process_table(
+            &mut out,
+            "start-up to first call",
+            self.rows.iter().map(|r| report::ProcessSamples {
+                target: &r.target,
+                startup_ms: &r.startup_ms,
+                idle_rss_kib: &r.idle_rss_kib,
+                loaded_rss_kib: &r.loaded_rss_kib,
+                shutdown_ms: &r.shutdown_ms,
+            }),
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        for row in &self.rows {
-            let mib = |v: &[f64]| median(v).map(|k| format!("{:.1}", k / 1024.0)).unwrap_or_else(dash);
-            let ms = |v: &[f64]| median(v).map(|x| format!("{x:.1}")).unwrap_or_else(dash);
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                row.target,
-                ms(&row.startup_ms),
-                mib(&row.idle_rss_kib),
-                mib(&row.loaded_rss_kib),
-                ms(&row.shutdown_ms),
-            );
-        }
         let generated_note = if generated {
             " generated-grpc is `microframework new bench-grpc --type grpc --with-database=none \
              --with-auth=none` as generated, built in release: it is loaded with its unary \

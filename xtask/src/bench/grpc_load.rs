@@ -256,13 +256,7 @@ pub(crate) struct LoadResult {
 impl LoadResult {
     /// Parses the last JSON line of the load generator's stdout.
     pub(crate) fn parse(stdout: &str) -> anyhow::Result<Self> {
-        let line = stdout
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('{'))
-            .context("the load generator printed no JSON line")?;
-        serde_json::from_str(line).with_context(|| format!("parsing the load generator's result `{line}`"))
+        super::parse_last_json_line(stdout, "the load generator")
     }
 }
 

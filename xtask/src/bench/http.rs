@@ -271,19 +271,7 @@ pub(crate) fn run(args: &HttpArgs) -> anyhow::Result<()> {
     println!("{markdown}");
 
     if let Some(path) = &args.write {
-        let path = if path.is_absolute() { path.clone() } else { root.join(path) };
-        let existing = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let updated = report::replace_section(existing.as_deref(), &markdown)
-            .with_context(|| format!("updating {}", path.display()))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote the report to {}", path.display());
+        super::write_section(&root, path, "http", &markdown)?;
     }
     Ok(())
 }

@@ -158,6 +158,18 @@ pub(crate) fn prebuilt(root: &Path, name: &str, example: bool) -> anyhow::Result
     Ok(exe)
 }
 
+/// The result a measuring program prints last: the last line of its `stdout` that starts with
+/// `{`, parsed as JSON; `who` names the program in errors.
+pub(crate) fn parse_last_json_line<T: serde::de::DeserializeOwned>(stdout: &str, who: &str) -> anyhow::Result<T> {
+    let line = stdout
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("{who} printed no JSON line"))?;
+    serde_json::from_str(line).with_context(|| format!("parsing the result of {who}: `{line}`"))
+}
+
 /// Replaces the `bench:<section>` part of the markdown file at `path` (relative to the
 /// workspace root; created if absent) with `markdown`.
 pub(crate) fn write_section(root: &Path, path: &Path, section: &str, markdown: &str) -> anyhow::Result<()> {

@@ -152,24 +152,17 @@ impl HttpReport {
             );
         }
 
-        let _ = writeln!(
-            out,
-            "\n| target | start-up to ready (ms) | idle RSS (MiB) | loaded RSS (MiB) | SIGTERM to exit (ms) |"
+        write_process_table(
+            &mut out,
+            "start-up to ready",
+            self.proc_rows.iter().map(|r| ProcessSamples {
+                target: &r.target,
+                startup_ms: &r.startup_ms,
+                idle_rss_kib: &r.idle_rss_kib,
+                loaded_rss_kib: &r.loaded_rss_kib,
+                shutdown_ms: &r.shutdown_ms,
+            }),
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        for row in &self.proc_rows {
-            let mib = |v: &[f64]| median(v).map(|k| format!("{:.1}", k / 1024.0)).unwrap_or_else(dash);
-            let ms = |v: &[f64]| median(v).map(|x| format!("{x:.1}")).unwrap_or_else(dash);
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                row.target,
-                ms(&row.startup_ms),
-                mib(&row.idle_rss_kib),
-                mib(&row.loaded_rss_kib),
-                ms(&row.shutdown_ms),
-            );
-        }
 
         let checks = self.checks();
         if !checks.is_empty() {
@@ -226,14 +219,43 @@ pub(crate) fn fmt_latency(us: f64) -> String {
     }
 }
 
-/// Puts `section` between the `bench:http` markers in `existing` (replacing what was there),
-/// appends the markers and section when the file has none, or creates a new document when there
-/// is no file.
-pub(crate) fn replace_section(existing: Option<&str>, section: &str) -> anyhow::Result<String> {
-    replace_marked(existing, "http", section)
+/// One target's per-round process figures, for [`write_process_table`].
+pub(crate) struct ProcessSamples<'a> {
+    pub(crate) target: &'a str,
+    pub(crate) startup_ms: &'a [f64],
+    pub(crate) idle_rss_kib: &'a [f64],
+    pub(crate) loaded_rss_kib: &'a [f64],
+    pub(crate) shutdown_ms: &'a [f64],
 }
 
-/// Like [`replace_section`], for the section marked `<!-- bench:{name}:start -->` ... `end -->`.
+/// Appends the table of start-up time (`startup` names it in the header), idle and loaded RSS and
+/// SIGTERM to exit, the median of each over the rounds, one line per target.
+pub(crate) fn write_process_table<'a>(
+    out: &mut String,
+    startup: &str,
+    rows: impl IntoIterator<Item = ProcessSamples<'a>>,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "\n| target | {startup} (ms) | idle RSS (MiB) | loaded RSS (MiB) | SIGTERM to exit (ms) |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let mib = |v: &[f64]| median(v).map(|k| format!("{:.1}", k / 1024.0)).unwrap_or_else(dash);
+    let ms = |v: &[f64]| median(v).map(|x| format!("{x:.1}")).unwrap_or_else(dash);
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            row.target,
+            ms(row.startup_ms),
+            mib(row.idle_rss_kib),
+            mib(row.loaded_rss_kib),
+            ms(row.shutdown_ms),
+        );
+    }
+}
+
+/// Puts `section` between the `<!-- bench:{name}:start -->` and `<!-- bench:{name}:end -->`
+/// markers in `existing` (replacing what was there), appends the markers and section when the
+/// file has none, or creates a new document when there is no file.
 pub(crate) fn replace_marked(existing: Option<&str>, name: &str, section: &str) -> anyhow::Result<String> {
     let (start_marker, end_marker) = (format!("<!-- bench:{name}:start -->"), format!("<!-- bench:{name}:end -->"));
     let block = format!("{start_marker}\n{}\n{end_marker}", section.trim_end_matches('\n'));
@@ -260,6 +282,11 @@ pub(crate) fn replace_marked(existing: Option<&str>, name: &str, section: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `bench:http` section, as `bench http --write` replaces it.
+    fn replace_section(existing: Option<&str>, section: &str) -> anyhow::Result<String> {
+        replace_marked(existing, "http", section)
+    }
 
     fn report(service_rps: f64, service_p99: f64) -> HttpReport {
         HttpReport {

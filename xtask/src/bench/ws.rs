@@ -87,13 +87,7 @@ pub(crate) struct FanoutResult {
 impl FanoutResult {
     /// Parses the last JSON line of the program's stdout.
     pub(crate) fn parse(stdout: &str) -> anyhow::Result<Self> {
-        let line = stdout
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('{'))
-            .context("the program printed no JSON line")?;
-        serde_json::from_str(line).with_context(|| format!("parsing the fan-out result `{line}`"))
+        super::parse_last_json_line(stdout, "the fan-out program")
     }
 
     /// Messages that were queued for a client but not delivered (dropped, or missing from
