@@ -85,6 +85,13 @@ pub fn status_with_request_id(err: &Error, request_id: Option<&str>) -> Status {
         }
     }
     let message = if generic { INTERNAL_MESSAGE } else { err.message() };
+    Status::with_error_details(code, message, error_details(err, request_id))
+}
+
+/// The details of the status for `err`: `ErrorInfo` (reason = the error's code, domain
+/// [`ERROR_DOMAIN`], the request id in its metadata), `RequestInfo` with the request id, and a
+/// `BadRequest` with the invalid fields when there are any.
+pub(crate) fn error_details(err: &Error, request_id: Option<&str>) -> ErrorDetails {
     let mut metadata = HashMap::new();
     if let Some(id) = request_id {
         metadata.insert("request_id".to_owned(), id.to_owned());
@@ -98,7 +105,7 @@ pub fn status_with_request_id(err: &Error, request_id: Option<&str>) -> Status {
             err.fields().iter().map(|f| FieldViolation::new(f.field.clone(), f.message.clone())).collect();
         details.set_bad_request(violations);
     }
-    Status::with_error_details(code, message, details)
+    details
 }
 
 /// Converts the error of a `Result` into a `tonic::Status` with [`status_from`].

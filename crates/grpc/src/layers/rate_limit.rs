@@ -6,7 +6,6 @@
 //! client IP), so that REST requests and gRPC calls of one client share its buckets. The health
 //! and reflection services are never limited.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,15 +13,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use microframework_core::ErrorKind;
+use microframework_core::{Error, ErrorKind};
 use pin_project_lite::pin_project;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::Status;
+use tonic_types::StatusExt;
 use tower::{Layer, Service};
 
 use crate::auth::EXEMPT_PREFIXES;
 use crate::request_id::RequestId;
-use crate::status::ERROR_DOMAIN;
+use crate::status::{code_for, error_details};
 
 /// Decides whether a call must wait: `Some(wait)` refuses it (retry after `wait`), `None` lets it
 /// through. It sees the call's HTTP/2 request, after authentication (verified claims are in the
@@ -80,16 +79,10 @@ impl<S: std::fmt::Debug> std::fmt::Debug for RateLimit<S> {
 pub fn rate_limited(wait: Duration, request_id: Option<&str>) -> Status {
     let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     let message = format!("Rate limit exceeded; retry in {secs} second{}.", if secs == 1 { "" } else { "s" });
-    let mut metadata = HashMap::new();
-    if let Some(id) = request_id {
-        metadata.insert("request_id".to_owned(), id.to_owned());
-    }
-    let mut details = ErrorDetails::with_error_info(ErrorKind::TooManyRequests.code(), ERROR_DOMAIN, metadata);
+    let err = Error::new(ErrorKind::TooManyRequests, message);
+    let mut details = error_details(&err, request_id);
     details.set_retry_info(Some(wait));
-    if let Some(id) = request_id {
-        details.set_request_info(id, "");
-    }
-    Status::with_error_details(Code::ResourceExhausted, message, details)
+    Status::with_error_details(code_for(err.kind()), err.message(), details)
 }
 
 pin_project! {
@@ -157,7 +150,7 @@ mod tests {
     #[test]
     fn refusals_carry_retry_info_and_the_request_id() {
         let status = rate_limited(Duration::from_millis(1500), Some("req-1"));
-        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert_eq!(status.message(), "Rate limit exceeded; retry in 2 seconds.");
         let details = status.get_error_details();
         assert_eq!(details.error_info().map(|e| e.reason.as_str()), Some("too_many_requests"));
