@@ -254,10 +254,7 @@ impl Service {
     where
         F: Fn(&axum::http::Method, &axum::http::Uri, &axum::http::HeaderMap) -> bool + Send + Sync + 'static,
     {
-        let rule = std::sync::Arc::new(rule);
-        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| {
-            b.public_request(move |method, uri, headers| rule(method, uri, headers))
-        }));
+        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.public_request(rule)));
         self
     }
 
