@@ -69,8 +69,16 @@ pub struct JwtConfig {
     pub issuer: Option<String>,
     /// The accepted `aud` values; when non-empty, a token must name at least one. Accepts a single
     /// string (comma-separated values are split) or a list.
+    ///
+    /// Required with [`public_key`](Self::public_key) and [`jwks_url`](Self::jwks_url): those keys
+    /// belong to an identity provider that signs tokens for many services, so without an audience
+    /// a token minted for any of them would be accepted here. Opt out with
+    /// [`allow_any_audience`](Self::allow_any_audience).
     #[serde(deserialize_with = "one_or_many")]
     pub audience: Vec<String>,
+    /// Accept tokens for any audience even though the keys are shared (`public_key` or
+    /// `jwks_url` without `audience`). Default `false`; when on, a warning is logged at start-up.
+    pub allow_any_audience: bool,
     /// Clock-skew allowance for `exp` and `nbf`, in seconds (default 60, at most 600).
     pub leeway_seconds: u64,
     /// How often the JWKS is refetched in the background (default `5m`).
@@ -103,6 +111,7 @@ impl Default for JwtConfig {
             algorithms: Vec::new(),
             issuer: None,
             audience: Vec::new(),
+            allow_any_audience: false,
             leeway_seconds: 60,
             jwks_refresh_interval: Duration::from_secs(300),
             jwks_timeout: Duration::from_secs(5),
@@ -122,6 +131,7 @@ impl fmt::Debug for JwtConfig {
             .field("algorithms", &self.algorithms)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("allow_any_audience", &self.allow_any_audience)
             .field("leeway_seconds", &self.leeway_seconds)
             .field("jwks_refresh_interval", &self.jwks_refresh_interval)
             .field("jwks_timeout", &self.jwks_timeout)
@@ -277,6 +287,21 @@ impl JwtConfig {
         for (i, aud) in self.audience.iter().enumerate() {
             v.check(!aud.trim().is_empty(), &format!("audience.{i}"), "a non-empty audience");
         }
+        if self.audience.is_empty()
+            && !self.allow_any_audience
+            && (self.enabled || require_source)
+            && let Some(source @ (SourceKind::PublicKey | SourceKind::Jwks)) = source
+        {
+            let key = if source == SourceKind::Jwks { "jwks_url" } else { "public_key" };
+            v.error(
+                "audience",
+                format!(
+                    "the audience this service accepts, such as `orders-api`: the keys of `{key}` belong to an \
+                     identity provider that signs tokens for many services, and without an audience a token \
+                     minted for any of them is accepted here (set `allow_any_audience: true` to accept that)"
+                ),
+            );
+        }
         v.check(
             self.leeway_seconds <= MAX_LEEWAY_SECONDS,
             "leeway_seconds",
@@ -368,6 +393,7 @@ mod tests {
     }
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const ED25519_PEM: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEASU0B2Rp/aHPi9GWbWSzJuF3llQStS7BJ6YZyiKEsIfw=\n-----END PUBLIC KEY-----\n";
 
     #[test]
     fn defaults() {
@@ -475,8 +501,30 @@ mod tests {
     }
 
     #[test]
+    fn shared_keys_need_an_audience() {
+        for c in [
+            JwtConfig { jwks_url: Some("https://idp.example.com/jwks".into()), ..JwtConfig::default() },
+            JwtConfig { public_key: Some(ED25519_PEM.into()), ..JwtConfig::default() },
+        ] {
+            let p = problems(&c);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].0, "auth.jwt.audience");
+            assert!(p[0].1.contains("allow_any_audience"), "{}", p[0].1);
+            let ok = JwtConfig { audience: vec!["orders-api".into()], ..c.clone() };
+            assert_eq!(problems(&ok), vec![]);
+            let opted_out = JwtConfig { allow_any_audience: true, ..c.clone() };
+            assert_eq!(problems(&opted_out), vec![]);
+            let off = JwtConfig { enabled: false, ..c };
+            assert_eq!(problems(&off), vec![]);
+        }
+        // A secret is this service's own: no audience needed.
+        assert_eq!(problems(&JwtConfig { secret: Some(SECRET.into()), ..JwtConfig::default() }), vec![]);
+    }
+
+    #[test]
     fn hmac_algorithms_need_a_secret() {
         let c = JwtConfig {
+            audience: vec!["api".into()],
             jwks_url: Some("https://idp.example.com/jwks".into()),
             algorithms: vec!["HS256".into(), "RS256".into()],
             ..JwtConfig::default()
@@ -487,16 +535,24 @@ mod tests {
     #[test]
     fn jwks_url_must_be_http() {
         for bad in ["ftp://x/jwks", "not a url", "/relative", "file:///etc/passwd"] {
-            let c = JwtConfig { jwks_url: Some(bad.into()), ..JwtConfig::default() };
+            let c = JwtConfig { jwks_url: Some(bad.into()), allow_any_audience: true, ..JwtConfig::default() };
             assert_eq!(keys_of(&c), vec!["auth.jwt.jwks_url"], "{bad}");
         }
-        let c = JwtConfig { jwks_url: Some("http://127.0.0.1:8080/jwks".into()), ..JwtConfig::default() };
+        let c = JwtConfig {
+            jwks_url: Some("http://127.0.0.1:8080/jwks".into()),
+            audience: vec!["api".into()],
+            ..JwtConfig::default()
+        };
         assert_eq!(problems(&c), vec![]);
     }
 
     #[test]
     fn unreadable_public_key_file_is_reported() {
-        let c = JwtConfig { public_key: Some("/does/not/exist.pem".into()), ..JwtConfig::default() };
+        let c = JwtConfig {
+            public_key: Some("/does/not/exist.pem".into()),
+            audience: vec!["api".into()],
+            ..JwtConfig::default()
+        };
         let p = problems(&c);
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].0, "auth.jwt.public_key");

@@ -61,6 +61,7 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod shared;
 pub mod signer;
 pub mod verifier;
 
@@ -72,5 +73,6 @@ pub use config::{AuthConfig, JwtConfig};
 pub use error::AuthError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, require_role, require_scope};
+pub use shared::SharedJwt;
 pub use signer::JwtSigner;
 pub use verifier::{JwtVerifier, bearer_token};

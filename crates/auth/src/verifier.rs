@@ -153,6 +153,12 @@ impl JwtVerifier {
         }
         if cfg.audience.is_empty() {
             validation.validate_aud = false;
+            if cfg.allow_any_audience && cfg.secret.is_none() {
+                tracing::warn!(
+                    "auth.jwt.allow_any_audience is on: tokens the identity provider minted for any other service \
+                     are accepted here; set auth.jwt.audience to this service's audience"
+                );
+            }
         } else {
             validation.set_audience(&cfg.audience);
             required.push("aud");
@@ -205,6 +211,29 @@ impl JwtVerifier {
         match &self.inner.source {
             KeySource::Jwks(cache) => cache.refresh().await,
             _ => Ok(()),
+        }
+    }
+
+    /// Makes sure keys are loaded: a no-op once they are (always, for a secret or a public key);
+    /// otherwise fetches the JWKS, at most once per 30 s whoever asks (this is what a readiness
+    /// probe calls, so probes cannot hammer the identity provider).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::KeysUnavailable`] while no key set is loaded.
+    pub async fn ensure_keys(&self) -> Result<(), AuthError> {
+        let KeySource::Jwks(cache) = &self.inner.source else { return Ok(()) };
+        if cache.current().is_some() {
+            return Ok(());
+        }
+        let fetched = cache.refetch_on_demand().await?;
+        match cache.current() {
+            Some(_) => Ok(()),
+            None if fetched => Err(AuthError::KeysUnavailable("the JWKS has not been loaded yet".to_owned())),
+            None => Err(AuthError::KeysUnavailable(format!(
+                "the JWKS has not been loaded yet; the next attempt is at most {}s away",
+                crate::jwks::MIN_REFETCH_INTERVAL.as_secs()
+            ))),
         }
     }
 

@@ -88,6 +88,20 @@ impl AppContext {
         resources.get(&TypeId::of::<T>()).and_then(|r| r.downcast_ref::<T>()).cloned()
     }
 
+    /// The resource of type `T`, provided first by `init` when there is none yet; concurrent
+    /// callers get the same value.
+    pub fn get_or_provide_with<T: Any + Send + Sync + Clone>(&self, init: impl FnOnce() -> T) -> T {
+        if let Some(value) = self.get::<T>() {
+            return value;
+        }
+        let mut resources = self.inner.resources.write().unwrap_or_else(|p| p.into_inner());
+        let entry = resources.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(init()));
+        match entry.downcast_ref::<T>() {
+            Some(value) => value.clone(),
+            None => unreachable!("resources are keyed by their TypeId"),
+        }
+    }
+
     /// The resource of type `T`, or an error naming the type when no component provided it.
     pub fn require<T: Any + Send + Sync + Clone>(&self) -> Result<T, Error> {
         self.get::<T>().ok_or_else(|| {
@@ -110,6 +124,8 @@ mod tests {
         let ctx = AppContext::new("svc", ConfigHandle::new(ConfigSources::new(), cfg));
         assert!(ctx.get::<String>().is_none());
         assert!(ctx.require::<String>().unwrap_err().message().contains("String"));
+        assert_eq!(ctx.get_or_provide_with(|| 7u32), 7);
+        assert_eq!(ctx.get_or_provide_with(|| 8u32), 7, "the first value stays");
         ctx.provide("pool".to_owned());
         assert_eq!(ctx.get::<String>().as_deref(), Some("pool"));
         assert!(ctx.features().is_enabled("beta"));

@@ -1,6 +1,6 @@
 //! GraphQL for MicroFramework services, on [async-graphql](async_graphql).
 //!
-//! - [`router`] mounts a schema: `POST`/`GET` on `graphql.path` for queries and mutations
+//! - [`router`] mounts a schema, with the limits of the `graphql` section applied: `POST`/`GET` on `graphql.path` for queries and mutations
 //!   (GraphQL over HTTP; `GET` runs queries only), subscriptions over WebSocket on
 //!   `graphql.ws_path` (`graphql-transport-ws` and the legacy `graphql-ws`), and the GraphiQL IDE
 //!   for browsers, served from assets embedded in the binary (works offline and under the
@@ -31,7 +31,7 @@
 //! ```no_run
 //! use async_graphql::{Context, EmptySubscription, Object, Result, Schema};
 //! use microframework::Service;
-//! use microframework_graphql::{GraphqlConfig, IntoGqlResult, SchemaBuilderExt};
+//! use microframework_graphql::IntoGqlResult;
 //!
 //! struct Query;
 //!
@@ -63,11 +63,8 @@
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
 //!     Service::new("books")
-//!         .router(|ctx| {
-//!             let cfg = GraphqlConfig::from_context(ctx)?;
-//!             let schema = Schema::build(Query, Mutation, EmptySubscription).configured(&cfg).finish();
-//!             microframework_graphql::router(schema, ctx)
-//!         })
+//!         // The `graphql` section's limits (depth, complexity, introspection) are applied.
+//!         .router(|ctx| microframework_graphql::router(Schema::build(Query, Mutation, EmptySubscription), ctx))
 //!         .run()
 //!         .await
 //! }
@@ -134,7 +131,7 @@ mod ws;
 pub use config::GraphqlConfig;
 pub use error::{IntoGqlResult, claims, coded_error, codes, gql_error, require_role, require_scope};
 pub use limits::Limits;
-pub use router::{SchemaBuilderExt, VerifierSlot, configure, router, router_with_auth, router_with_verifier_slot};
+pub use router::{SchemaBuilderExt, configure, router, router_with_schema};
 pub use telemetry::Telemetry;
 
 /// Batch loading, the cure for N+1 queries (see the [crate documentation](crate#dataloader)).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_graphql::{Executor, ObjectType, Schema, SchemaBuilder, SubscriptionType};
 use axum::Router;
 use axum::routing::{any, get};
-use microframework_auth::{AuthConfig, JwtVerifier};
+use microframework_auth::{AuthConfig, SharedJwt};
 use microframework_core::{AppContext, BoxError};
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,9 @@ pub(crate) struct Shared<E> {
     pub(crate) shutdown: CancellationToken,
 }
 
-/// Mounts `schema` on the paths of the `graphql` configuration section of `ctx`.
+/// Mounts the schema of `builder` on the paths of the `graphql` configuration section of `ctx`,
+/// with the section's limits applied ([`configure`]: `max_depth`, `max_complexity`,
+/// `introspection`, and per-operation metrics and tracing).
 ///
 /// | Route | What |
 /// |---|---|
@@ -42,112 +44,44 @@ pub(crate) struct Shared<E> {
 /// Resolvers see the verified JWT [`Claims`](microframework_auth::Claims) of the caller with
 /// [`crate::claims`] (or `ctx.data_opt::<Claims>()`): over HTTP from the request extensions
 /// filled by the JWT layer of the default middleware, over WebSocket from the `connection_init`
-/// payload (`{"Authorization": "Bearer ..."}` or `{"token": "..."}`), verified with a verifier
-/// built from `auth.jwt` on first use, or from the upgrade request's `Authorization` header.
-/// With `auth.jwt.required`, connections without valid claims are closed with `4403`; a
-/// connection with claims is closed with `4403` when its token expires (after the leeway).
-///
-/// Limits and metrics are properties of the schema: build it with [`configure`].
+/// payload (`{"Authorization": "Bearer ..."}` or `{"token": "..."}`), verified with the service's
+/// shared verifier ([`SharedJwt`], one JWKS cache for every protocol; one is built from
+/// `auth.jwt` on first use when the service has none), or from the upgrade request's
+/// `Authorization` header. With `auth.jwt.required`, connections without valid claims are closed
+/// with `4403`; a connection with claims is closed with `4403` when its token expires (after the
+/// leeway).
 ///
 /// # Errors
 ///
 /// Invalid `graphql` or `auth` configuration sections.
-pub fn router<Q, M, S>(schema: Schema<Q, M, S>, ctx: &AppContext) -> Result<Router, BoxError>
+pub fn router<Q, M, S>(builder: SchemaBuilder<Q, M, S>, ctx: &AppContext) -> Result<Router, BoxError>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    with_config_verifier(schema, ctx, None)
+    let cfg = GraphqlConfig::from_context(ctx)?;
+    router_with_schema(configure(builder, &cfg).finish(), ctx)
 }
 
-/// [`build`] verifying `connection_init` tokens with the verifier in `slot` when there is one,
-/// else with one built from `auth.jwt` on first use; tokens are ignored without `auth.jwt`.
-fn with_config_verifier<E: Executor>(
-    executor: E,
-    ctx: &AppContext,
-    slot: Option<VerifierSlot>,
-) -> Result<Router, BoxError> {
-    let auth: AuthConfig = ctx.config().section("auth")?;
-    let source = match auth.enabled_jwt() {
-        Some(jwt) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default(), slot },
-        None => VerifierSource::Off,
-    };
-    build(executor, ctx, source, &auth)
-}
-
-/// A JWT verifier handed to a GraphQL router after it is built: [`router_with_verifier_slot`]
-/// takes the slot, and the application [sets](Self::set) the verifier its HTTP layer uses once it
-/// exists, so that both share one key cache (one JWKS fetch and refresh). `Service::graphql`
-/// does this.
-#[derive(Clone, Default)]
-pub struct VerifierSlot(Arc<std::sync::OnceLock<JwtVerifier>>);
-
-impl std::fmt::Debug for VerifierSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifierSlot").field("set", &self.0.get().is_some()).finish()
-    }
-}
-
-impl VerifierSlot {
-    /// An empty slot.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Puts `verifier` in the slot; `false` (and nothing changes) when it already holds one.
-    pub fn set(&self, verifier: JwtVerifier) -> bool {
-        self.0.set(verifier).is_ok()
-    }
-
-    /// The verifier, once set.
-    pub fn get(&self) -> Option<&JwtVerifier> {
-        self.0.get()
-    }
-}
-
-/// Like [`router`], verifying WebSocket `connection_init` tokens with the verifier put in `slot`
-/// (the HTTP layer's, set once it is built). Should a token arrive before the slot is set, a
-/// verifier is built from `auth.jwt` as [`router`] does. Without an `auth.jwt` section tokens in
-/// `connection_init` are ignored.
+/// Mounts a schema your code has finished, as [`router`] does, but **without** applying the
+/// `graphql` section's `max_depth`, `max_complexity` and `introspection`: the schema keeps the
+/// limits (or none) it was built with. Use it when the code sets its own limits on purpose.
 ///
 /// # Errors
 ///
 /// Invalid `graphql` or `auth` configuration sections.
-pub fn router_with_verifier_slot<Q, M, S>(
-    schema: Schema<Q, M, S>,
-    ctx: &AppContext,
-    slot: VerifierSlot,
-) -> Result<Router, BoxError>
-where
-    Q: ObjectType + 'static,
-    M: ObjectType + 'static,
-    S: SubscriptionType + 'static,
-{
-    with_config_verifier(schema, ctx, Some(slot))
-}
-
-/// Like [`router`], verifying WebSocket `connection_init` tokens with `verifier` (the one the
-/// HTTP layer uses, so that JWKS keys are fetched once); `None` ignores such tokens, leaving
-/// only the claims of the upgrade request's `Authorization` header.
-///
-/// # Errors
-///
-/// Invalid `graphql` or `auth` configuration sections.
-pub fn router_with_auth<Q, M, S>(
-    schema: Schema<Q, M, S>,
-    ctx: &AppContext,
-    verifier: Option<JwtVerifier>,
-) -> Result<Router, BoxError>
+pub fn router_with_schema<Q, M, S>(schema: Schema<Q, M, S>, ctx: &AppContext) -> Result<Router, BoxError>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
     let auth: AuthConfig = ctx.config().section("auth")?;
-    let source = match verifier {
-        Some(v) => VerifierSource::Given(v),
-        None => VerifierSource::Off,
+    let source = match (SharedJwt::get(ctx), auth.enabled_jwt()) {
+        (Some(shared), _) => VerifierSource::Given(shared.verifier),
+        (None, Some(jwt)) => VerifierSource::FromConfig { config: Box::new(jwt.clone()), cell: Default::default() },
+        (None, None) => VerifierSource::Off,
     };
     build(schema, ctx, source, &auth)
 }

@@ -28,15 +28,10 @@ const DEFAULT_MAX_MESSAGE: usize = 2 * 1024 * 1024;
 pub(crate) enum VerifierSource {
     /// JWT authentication is not configured: tokens are ignored.
     Off,
-    /// The verifier the application passed.
+    /// The service's shared verifier.
     Given(JwtVerifier),
-    /// The verifier put in `slot` by the time connections arrive (the HTTP layer's), or else one
-    /// built from `auth.jwt` on first use.
-    FromConfig {
-        config: Box<JwtConfig>,
-        cell: tokio::sync::OnceCell<Option<JwtVerifier>>,
-        slot: Option<crate::router::VerifierSlot>,
-    },
+    /// One built from `auth.jwt` on first use (the service has no shared verifier).
+    FromConfig { config: Box<JwtConfig>, cell: tokio::sync::OnceCell<Option<JwtVerifier>> },
 }
 
 /// How WebSocket connections are authenticated.
@@ -59,10 +54,7 @@ impl WsAuth {
         match &self.source {
             VerifierSource::Off => Check::Ignore,
             VerifierSource::Given(v) => Check::Verify(v),
-            VerifierSource::FromConfig { config, cell, slot } => {
-                if let Some(v) = slot.as_ref().and_then(crate::router::VerifierSlot::get) {
-                    return Check::Verify(v);
-                }
+            VerifierSource::FromConfig { config, cell } => {
                 let v = cell
                     .get_or_init(|| async {
                         match JwtVerifier::from_config(config).await {

@@ -11,8 +11,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use microframework_auth::{AuthConfig, JwtVerifier};
-use microframework_core::{AppContext, BoxError, HealthCheck};
+use microframework_auth::{JwtVerifier, SharedJwt};
+use microframework_core::{AppContext, BoxError};
 use microframework_telemetry::{Metrics, MetricsConfig};
 
 use crate::config::HttpConfig;
@@ -123,7 +123,6 @@ impl AppBuilder {
     /// Reads the `http`, `auth` and `metrics` sections from `ctx` and assembles the application.
     pub async fn build(self, ctx: &AppContext, metrics: Option<Metrics>) -> Result<BuiltApp, BoxError> {
         let http: HttpConfig = ctx.config().section("http")?;
-        let auth: AuthConfig = ctx.config().section("auth")?;
         let metrics_cfg: MetricsConfig = ctx.config().section("metrics")?;
 
         let mut framework_paths = vec!["/health".to_owned(), "/health/*".to_owned()];
@@ -137,21 +136,11 @@ impl AppBuilder {
             framework_paths.push(format!("{docs}/*"));
         }
 
-        let jwt = match auth.jwt.filter(|j| j.enabled) {
-            Some(mut cfg) => {
-                cfg.public_paths.extend(self.public_paths.iter().cloned());
-                let verifier = JwtVerifier::from_config(&cfg).await?;
-                if cfg.jwks_url.is_some() {
-                    let v = verifier.clone();
-                    ctx.health().register(HealthCheck::readiness("jwks", move || {
-                        let v = v.clone();
-                        async move { if v.is_ready() { Ok(()) } else { v.refresh().await.map_err(|e| e.to_string()) } }
-                    }));
-                }
-                Some((verifier, cfg))
-            }
-            None => None,
-        };
+        // The service's one verifier (one JWKS cache), shared with the other protocols.
+        let jwt = SharedJwt::init(ctx).await?.map(|SharedJwt { verifier, mut config }| {
+            config.public_paths.extend(self.public_paths.iter().cloned());
+            (verifier, config)
+        });
 
         let (user_router, mut openapi) = self.api.split_for_parts();
         openapi.info = utoipa::openapi::Info::new(self.title.clone(), self.version.clone());

@@ -79,9 +79,6 @@ pub struct Service {
     ws_section: bool,
     #[cfg(feature = "graphql")]
     graphql_section: bool,
-    /// Where the GraphQL routers get the HTTP layer's JWT verifier once it is built.
-    #[cfg(feature = "graphql")]
-    graphql_verifiers: Vec<microframework_graphql::VerifierSlot>,
 }
 
 impl std::fmt::Debug for Service {
@@ -111,8 +108,6 @@ impl Service {
             ws_section: false,
             #[cfg(feature = "graphql")]
             graphql_section: false,
-            #[cfg(feature = "graphql")]
-            graphql_verifiers: Vec::new(),
         }
     }
 
@@ -162,13 +157,16 @@ impl Service {
 
     /// Serves WebSocket connections at `websocket.path` (default `/ws`) with `handler`, sharing
     /// `hub` (rooms, broadcast) with the rest of the service. The hub is a component, so on
-    /// shutdown every peer gets a close frame with code 1001 before the process exits. The path
-    /// is exempt from `auth.jwt.required`: the upgrade checks tokens itself (header or
-    /// `?access_token=`), as `websocket.require_auth` says.
+    /// shutdown every peer gets a close frame with code 1001 before the process exits. The
+    /// upgrade checks tokens itself (header or `?access_token=`, with the service's one
+    /// verifier): with `auth.jwt.required` an anonymous upgrade gets 401, unless
+    /// `websocket.require_auth: false` or `auth.jwt.public_paths` makes the endpoint public.
     #[cfg(feature = "ws")]
     pub fn websocket<H: microframework_ws::WsHandler>(mut self, hub: microframework_ws::Hub, handler: H) -> Self {
         self.ws_section = true;
         self.components.add(Box::new(hub.component()));
+        // The HTTP layer lets anonymous upgrades through so that browsers, which cannot set a
+        // header on a WebSocket, reach the endpoint with `?access_token=`; the endpoint decides.
         self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
             let path = ctx.config().current().get::<String>("websocket.path").unwrap_or_else(|| "/ws".to_owned());
             b.public_path(path)
@@ -178,21 +176,20 @@ impl Service {
 
     /// Serves a GraphQL schema (section `graphql`): queries and mutations at `graphql.path`
     /// (default `/graphql`, with an offline GraphiQL page), subscriptions over WebSocket at
-    /// `graphql.ws_path` (default `/graphql/ws`). `build` receives the section so that it can apply
-    /// the configured depth and complexity limits (`SchemaBuilderExt::configured`). Verified JWT
-    /// claims reach resolvers (`microframework::graphql::claims(ctx)`). Exempt from
-    /// `auth.jwt.required`: the subscription path, because it authenticates `connection_init`
-    /// itself, and the requests that only load GraphiQL
+    /// `graphql.ws_path` (default `/graphql/ws`). `build` returns the schema builder; the
+    /// section's `max_depth`, `max_complexity` and `introspection` are applied to it, with
+    /// per-operation metrics and tracing. Verified JWT claims reach resolvers
+    /// (`microframework::graphql::claims(ctx)`). Exempt from `auth.jwt.required`: the
+    /// subscription path, because it authenticates `connection_init` itself with the service's
+    /// one verifier, and the requests that only load GraphiQL
     /// ([`GraphqlConfig::is_graphiql_request`](microframework_graphql::GraphqlConfig::is_graphiql_request)).
+    ///
+    /// To mount a schema whose limits your code sets itself, use [`Service::router`] with
+    /// [`microframework_graphql::router_with_schema`].
     #[cfg(feature = "graphql")]
     pub fn graphql<F, Q, M, S>(mut self, build: F) -> Self
     where
-        F: FnOnce(
-                &AppContext,
-                &microframework_graphql::GraphqlConfig,
-            ) -> Result<async_graphql::Schema<Q, M, S>, BoxError>
-            + Send
-            + 'static,
+        F: FnOnce(&AppContext) -> Result<async_graphql::SchemaBuilder<Q, M, S>, BoxError> + Send + 'static,
         Q: async_graphql::ObjectType + 'static,
         M: async_graphql::ObjectType + 'static,
         S: async_graphql::SubscriptionType + 'static,
@@ -207,15 +204,7 @@ impl Service {
                 Err(_) => b,
             }
         }));
-        // Subscriptions verify connection_init tokens with the HTTP layer's verifier (one key
-        // cache, one JWKS fetch), handed over once the application is built.
-        let slot = microframework_graphql::VerifierSlot::new();
-        self.graphql_verifiers.push(slot.clone());
-        self.router(move |ctx| {
-            let cfg = microframework_graphql::GraphqlConfig::from_context(ctx)?;
-            let schema = build(ctx, &cfg)?;
-            microframework_graphql::router_with_verifier_slot(schema, ctx, slot)
-        })
+        self.router(move |ctx| microframework_graphql::router(build(ctx)?, ctx))
     }
 
     /// Adds a plain axum router (not in the OpenAPI document), built once components have started.
@@ -414,6 +403,8 @@ impl Service {
         }
         let mut builder = AppBuilder::new(self.name.clone(), self.version.clone());
         let build = async {
+            // The one JWT verifier every protocol shares (one JWKS fetch and cache).
+            microframework_auth::SharedJwt::init(&ctx).await?;
             for api in self.apis.drain(..) {
                 builder = builder.api(api(&ctx)?);
             }
@@ -435,12 +426,6 @@ impl Service {
                 });
             }
         };
-        #[cfg(feature = "graphql")]
-        if let Some((verifier, _)) = &app.jwt {
-            for slot in &self.graphql_verifiers {
-                slot.set(verifier.clone());
-            }
-        }
         #[allow(unused_mut)]
         let mut http_router = app.router;
         #[cfg(feature = "grpc")]

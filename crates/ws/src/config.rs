@@ -42,7 +42,7 @@ impl SlowConsumerPolicy {
 ///   heartbeat_interval: 15s
 ///   heartbeat_timeout: 45s
 ///   max_message_size: 64KiB
-///   require_auth: false
+///   require_auth: true             # unset: follows auth.jwt.required
 ///   allowed_origins: []            # empty: any origin
 ///   max_rooms_per_connection: 100
 ///   close_timeout: 2s
@@ -70,8 +70,11 @@ pub struct WsConfig {
     /// (default `64KiB`).
     pub max_message_size: ByteSize,
     /// Refuse the upgrade with `401` unless the client presents a valid token, in the
-    /// `Authorization` header or as `?access_token=` (default `false`).
-    pub require_auth: bool,
+    /// `Authorization` header or as `?access_token=`. Unset (the default), it follows
+    /// `auth.jwt.required`: with `required: true` an anonymous upgrade is refused unless the path
+    /// is in `auth.jwt.public_paths`. `false` makes the endpoint public whatever `auth.jwt` says
+    /// (a token that is sent is still verified).
+    pub require_auth: Option<bool>,
     /// Origins allowed to connect (`https://app.example.com`, exact match, case-insensitive;
     /// `*` allows any). Empty allows any origin (default). A request without an `Origin` header
     /// (a non-browser client) is allowed.
@@ -95,7 +98,7 @@ impl Default for WsConfig {
             heartbeat_interval: Duration::from_secs(15),
             heartbeat_timeout: Duration::from_secs(45),
             max_message_size: ByteSize::kib(64),
-            require_auth: false,
+            require_auth: None,
             allowed_origins: Vec::new(),
             max_rooms_per_connection: 100,
             close_timeout: Duration::from_secs(2),

@@ -11,7 +11,7 @@ use axum::routing::any;
 use http::{HeaderValue, header};
 use tokio::sync::OnceCell;
 
-use microframework_auth::{AuthConfig, AuthError, Claims, JwtConfig, JwtVerifier};
+use microframework_auth::{AuthConfig, AuthError, Claims, JwtConfig, JwtVerifier, SharedJwt};
 use microframework_core::{AppContext, BoxError, ErrorKind, ProblemDetails};
 use microframework_http::middleware::auth::reject;
 use microframework_http::problem_response;
@@ -32,6 +32,8 @@ pub(crate) struct Endpoint {
     pub(crate) hub: Hub,
     pub(crate) handler: Arc<dyn WsHandler>,
     pub(crate) cfg: WsConfig,
+    /// `websocket.require_auth`, or when unset what `auth.jwt.required` says of the path.
+    require_auth: bool,
     verifier: Option<JwtVerifier>,
     /// `auth.jwt`, to build a verifier on first use when the caller passed none.
     jwt: Option<(JwtConfig, OnceCell<Result<JwtVerifier, AuthError>>)>,
@@ -42,14 +44,17 @@ pub(crate) struct Endpoint {
 /// - Reads and validates the `websocket` section of `ctx` (a [`ConfigError`] listing every
 ///   problem on failure) and applies it to `hub`.
 /// - Upgrades are checked before upgrading, in this order: not a WebSocket upgrade → 400/405/426;
-///   `Origin` not in `allowed_origins` → 403; invalid `?access_token=` → 401; `require_auth`
-///   without a valid token → 401; `max_connections` reached or shutting down → 503. Every
-///   refusal is `application/problem+json`.
+///   `Origin` not in `allowed_origins` → 403; invalid `?access_token=` → 401; authentication
+///   required without a valid token → 401; `max_connections` reached or shutting down → 503.
+///   Every refusal is `application/problem+json`.
+/// - Authentication is required when `websocket.require_auth` is `true`, or when it is unset and
+///   `auth.jwt.required` is on (unless the path is in `auth.jwt.public_paths`).
 /// - Tokens: the HTTP stack has already verified an `Authorization: Bearer` header and put the
 ///   [`Claims`] in the request. Browsers cannot set that header on a WebSocket, so a token in the
-///   `access_token` query parameter is verified with `verifier`, or, when `None`, with a verifier
-///   built from the `auth.jwt` section on first use. With `auth.jwt.required`, add the WebSocket
-///   path to `auth.jwt.public_paths` so that query-token upgrades reach this endpoint.
+///   `access_token` query parameter is verified with `verifier`, or, when `None`, with the
+///   service's shared verifier ([`SharedJwt`]), or one built from the `auth.jwt` section on first
+///   use. With `auth.jwt.required`, the HTTP layer must let anonymous upgrades of the path through
+///   so that query-token upgrades reach this endpoint (`Service::websocket` does).
 /// - Spawns a task that, when `ctx`'s shutdown is requested, closes every connection with `1001`
 ///   and waits up to `close_timeout` (see [`Hub::shutdown`]).
 ///
@@ -65,14 +70,17 @@ pub fn router<H: WsHandler>(
     verifier: Option<JwtVerifier>,
 ) -> Result<Router, BoxError> {
     let cfg: WsConfig = ctx.config().section("websocket")?;
+    let auth: AuthConfig = ctx.config().section("auth")?;
+    let shared = SharedJwt::get(ctx);
+    let verifier = verifier.or_else(|| shared.as_ref().map(|s| s.verifier.clone()));
+    let jwt_config = shared.map(|s| s.config).or_else(|| auth.enabled_jwt().cloned());
+    let require_auth =
+        cfg.require_auth.unwrap_or_else(|| jwt_config.as_ref().is_some_and(|j| j.required && !j.is_public(&cfg.path)));
     let jwt = match &verifier {
         Some(_) => None,
-        None => {
-            let auth: AuthConfig = ctx.config().section("auth")?;
-            auth.enabled_jwt().cloned().map(|j| (j, OnceCell::new()))
-        }
+        None => jwt_config.map(|j| (j, OnceCell::new())),
     };
-    if cfg.require_auth && verifier.is_none() && jwt.is_none() {
+    if require_auth && verifier.is_none() && jwt.is_none() {
         return Err("`websocket.require_auth` is on but no JWT verification is configured: every upgrade would be \
                     refused with 401; configure `auth.jwt` or set `websocket.require_auth: false`"
             .into());
@@ -92,7 +100,7 @@ pub fn router<H: WsHandler>(
     });
 
     let path = cfg.path.clone();
-    let endpoint = Arc::new(Endpoint { hub, handler: Arc::new(handler), cfg, verifier, jwt });
+    let endpoint = Arc::new(Endpoint { hub, handler: Arc::new(handler), cfg, require_auth, verifier, jwt });
     Ok(Router::new().route(&path, any(upgrade)).with_state(endpoint))
 }
 
@@ -155,7 +163,7 @@ async fn upgrade(State(ep): State<Arc<Endpoint>>, req: Request) -> Response {
             None => None,
         },
     };
-    if ep.cfg.require_auth && claims.is_none() {
+    if ep.require_auth && claims.is_none() {
         return reject(&AuthError::MissingToken);
     }
 

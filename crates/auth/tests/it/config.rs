@@ -34,8 +34,10 @@ fn a_valid_section_loads() {
 
 #[test]
 fn public_key_file_path_is_accepted() {
-    let yaml =
-        format!("auth:\n  jwt:\n    public_key: {}\n    algorithms: [RS256, PS256]\n", fixture_path("rsa_public.pem"));
+    let yaml = format!(
+        "auth:\n  jwt:\n    public_key: {}\n    algorithms: [RS256, PS256]\n    audience: api\n",
+        fixture_path("rsa_public.pem")
+    );
     assert!(section(&yaml).is_ok());
 }
 
@@ -99,4 +101,16 @@ fn unknown_keys_are_rejected() {
     let problems = section(&format!("auth:\n  jwt:\n    secret: {SECRET}\n    audiance: x\n")).unwrap_err();
     assert!(problems[0].0.starts_with("auth.jwt"), "{problems:?}");
     assert!(problems[0].1.contains("audiance"), "{problems:?}");
+}
+
+#[test]
+fn shared_keys_without_an_audience_are_refused_with_the_reason() {
+    let yaml = "auth:\n  jwt:\n    jwks_url: https://idp.example.com/jwks.json\n";
+    let problems = section(yaml).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let (key, message) = &problems[0];
+    assert_eq!(key, "auth.jwt.audience");
+    assert!(message.contains("many services") && message.contains("allow_any_audience"), "{message}");
+    let opted_out = "auth:\n  jwt:\n    jwks_url: https://idp.example.com/jwks.json\n    allow_any_audience: true\n";
+    assert!(section(opted_out).is_ok());
 }

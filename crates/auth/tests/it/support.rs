@@ -35,7 +35,7 @@ pub fn now() -> u64 {
 
 /// Claims valid for an hour.
 pub fn claims() -> Value {
-    json!({"sub": "user-1", "exp": now() + 3600, "iat": now()})
+    json!({"sub": "user-1", "aud": AUDIENCE, "exp": now() + 3600, "iat": now()})
 }
 
 /// Claims merged with `extra` (null values remove the claim).
@@ -86,13 +86,17 @@ pub fn hs_config() -> JwtConfig {
     JwtConfig { secret: Some(SECRET.into()), ..JwtConfig::default() }
 }
 
+/// The audience of the test tokens, required with shared keys (`public_key`, `jwks_url`).
+pub const AUDIENCE: &str = "test-api";
+
 pub fn public_key_config(file: &str) -> JwtConfig {
-    JwtConfig { public_key: Some(fixture_str(file)), ..JwtConfig::default() }
+    JwtConfig { public_key: Some(fixture_str(file)), audience: vec![AUDIENCE.into()], ..JwtConfig::default() }
 }
 
 pub fn jwks_config(url: &str) -> JwtConfig {
     JwtConfig {
         jwks_url: Some(url.to_owned()),
+        audience: vec![AUDIENCE.into()],
         jwks_timeout: std::time::Duration::from_secs(2),
         ..JwtConfig::default()
     }

@@ -27,7 +27,11 @@ async fn rs256_happy_path_with_pem_text_and_file_path() {
     let v = verifier(public_key_config("rsa_public.pem")).await;
     assert_eq!(v.verify(&token).await.unwrap().subject(), Some("user-1"));
 
-    let cfg = JwtConfig { public_key: Some(fixture_path("rsa_public.pem")), ..JwtConfig::default() };
+    let cfg = JwtConfig {
+        public_key: Some(fixture_path("rsa_public.pem")),
+        audience: vec![AUDIENCE.into()],
+        ..JwtConfig::default()
+    };
     let v = verifier(cfg).await;
     assert_eq!(v.verify(&token).await.unwrap().subject(), Some("user-1"));
 }
@@ -234,7 +238,12 @@ async fn algorithm_confusion_is_rejected() {
 
     // Also with the trimmed PEM and the file path variant.
     let trimmed = JwtSigner::hs256(fixture_str("rsa_public.pem").trim().as_bytes()).sign(&claims()).unwrap();
-    let v = verifier(JwtConfig { public_key: Some(fixture_path("rsa_public.pem")), ..JwtConfig::default() }).await;
+    let v = verifier(JwtConfig {
+        public_key: Some(fixture_path("rsa_public.pem")),
+        audience: vec![AUDIENCE.into()],
+        ..JwtConfig::default()
+    })
+    .await;
     assert_eq!(v.verify(&trimmed).await.unwrap_err(), AuthError::AlgorithmNotAllowed("HS256".into()));
 
     // Allowing HS256 next to a public key is a configuration error.
@@ -331,6 +340,7 @@ async fn signer_and_verifier_round_trip_claims() {
     let v = verifier(public_key_config("ec_public.pem")).await;
     let original = microframework_auth::Claims {
         sub: Some("svc".into()),
+        aud: Some(vec![AUDIENCE.into()]),
         exp: Some(now() + 60),
         roles: vec!["a".into()],
         scope: Some("x y".into()),

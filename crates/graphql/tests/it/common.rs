@@ -9,7 +9,7 @@ use async_graphql::{ComplexObject, Context, Object, Result, Schema, SimpleObject
 use futures_util::{SinkExt, Stream, StreamExt};
 use microframework::Service;
 use microframework_core::{Error, FieldError};
-use microframework_graphql::{DataLoader, GraphqlConfig, IntoGqlResult, Loader, SchemaBuilderExt};
+use microframework_graphql::{DataLoader, IntoGqlResult, Loader};
 use microframework_testing::TestApp;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -176,16 +176,12 @@ impl SubscriptionRoot {
     }
 }
 
-pub(crate) type BooksSchema = Schema<Query, Mutation, SubscriptionRoot>;
-
 /// The service: the books schema mounted with the crate's router and limits.
 pub(crate) fn service(lib: Arc<Library>) -> Service {
     Service::new("graphql-it").router(move |ctx| {
-        let cfg = GraphqlConfig::from_context(ctx)?;
         let loader = DataLoader::new(AuthorLoader(lib.clone()), tokio::spawn);
-        let schema: BooksSchema =
-            Schema::build(Query, Mutation, SubscriptionRoot).configured(&cfg).data(lib).data(loader).finish();
-        microframework_graphql::router(schema, ctx)
+        // The `graphql` section's limits apply without the code asking for them.
+        microframework_graphql::router(Schema::build(Query, Mutation, SubscriptionRoot).data(lib).data(loader), ctx)
     })
 }
 

@@ -103,15 +103,23 @@ async fn rs256_and_es256_keys_from_config() {
     for (alg, private, public) in
         [("RS256", "rsa_private.pem", "rsa_public.pem"), ("ES256", "ec_private.pem", "ec_public.pem")]
     {
-        let yaml = format!("auth:\n  jwt:\n    public_key: {}\n    issuer: it\n", fixture(public));
+        let yaml =
+            format!("auth:\n  jwt:\n    public_key: {}\n    issuer: it\n    audience: it-api\n", fixture(public));
         let app = TestApp::builder(service()).yaml(yaml).spawn().await;
         let pem = std::fs::read(fixture(private)).unwrap();
         let signer = microframework::auth::JwtSigner::from_pem(alg, &pem).unwrap();
-        let ok = signer.sign(&serde_json::json!({"sub": "dana", "iss": "it", "exp": 4_000_000_000u64})).unwrap();
+        let ok = signer
+            .sign(&serde_json::json!({"sub": "dana", "iss": "it", "aud": "it-api", "exp": 4_000_000_000u64}))
+            .unwrap();
         assert_eq!(get_with(&app, "/whoami", &ok).await.text().await.unwrap(), "dana", "{alg}");
-        let wrong_iss =
-            signer.sign(&serde_json::json!({"sub": "dana", "iss": "other", "exp": 4_000_000_000u64})).unwrap();
+        let wrong_iss = signer
+            .sign(&serde_json::json!({"sub": "dana", "iss": "other", "aud": "it-api", "exp": 4_000_000_000u64}))
+            .unwrap();
         assert_eq!(get_with(&app, "/whoami", &wrong_iss).await.status(), 401, "{alg}");
+        let wrong_aud = signer
+            .sign(&serde_json::json!({"sub": "dana", "iss": "it", "aud": "billing-api", "exp": 4_000_000_000u64}))
+            .unwrap();
+        assert_eq!(get_with(&app, "/whoami", &wrong_aud).await.status(), 401, "{alg}");
         // Algorithm confusion: an HS256 token keyed with the public key text is refused.
         let confused = microframework::auth::JwtSigner::hs256(&std::fs::read(fixture(public)).unwrap())
             .sign(&serde_json::json!({"sub": "eve", "iss": "it", "exp": 4_000_000_000u64}))
@@ -123,7 +131,9 @@ async fn rs256_and_es256_keys_from_config() {
 #[tokio::test]
 async fn an_unreachable_jwks_makes_readiness_fail_without_blocking_start_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let yaml = format!("auth:\n  jwt:\n    jwks_url: http://127.0.0.1:{port}/jwks.json\n    jwks_timeout: 1s\n");
+    let yaml = format!(
+        "auth:\n  jwt:\n    jwks_url: http://127.0.0.1:{port}/jwks.json\n    audience: it-api\n    jwks_timeout: 1s\n"
+    );
     let app = TestApp::builder(service()).yaml(yaml).spawn().await;
     let res = app.get("/health/ready").await;
     assert_eq!(res.status(), 503);

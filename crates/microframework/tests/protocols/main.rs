@@ -14,6 +14,8 @@ use microframework::ws::{Connection, Envelope, Hub, WsError, WsHandler, async_tr
 use microframework_testing::TestApp;
 use tokio_tungstenite::tungstenite::Message;
 
+mod auth;
+
 struct Echo;
 
 #[async_trait]
@@ -32,12 +34,9 @@ impl Query {
     }
 }
 
-fn service() -> Service {
-    use microframework::graphql::SchemaBuilderExt;
-    Service::new("protocols").grpc(|_| Ok(GrpcBuilder::new())).websocket(Hub::new(), Echo).graphql(|_, cfg| {
-        Ok(async_graphql::Schema::build(Query, async_graphql::EmptyMutation, async_graphql::EmptySubscription)
-            .configured(cfg)
-            .finish())
+pub(crate) fn service() -> Service {
+    Service::new("protocols").grpc(|_| Ok(GrpcBuilder::new())).websocket(Hub::new(), Echo).graphql(|_| {
+        Ok(async_graphql::Schema::build(Query, async_graphql::EmptyMutation, async_graphql::EmptySubscription))
     })
 }
 
@@ -205,7 +204,7 @@ async fn graphiql_loads_without_a_token_when_tokens_are_required() {
 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let token = microframework::auth::JwtSigner::hs256(SECRET.as_bytes())
-        .sign(&serde_json::json!({"sub": "ada", "exp": now + 300}))
+        .sign(&serde_json::json!({"sub": "ada", "aud": "protocols", "exp": now + 300}))
         .unwrap();
     let res = app.client().post(app.url("/graphql")).bearer_auth(token).json(&query).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -243,13 +242,16 @@ async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
     use std::sync::atomic::Ordering;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let (jwks_url, hits) = jwks_server().await;
-    let app = TestApp::builder(service()).yaml(format!("auth:\n  jwt:\n    jwks_url: {jwks_url}\n")).spawn().await;
+    let app = TestApp::builder(service())
+        .yaml(format!("auth:\n  jwt:\n    jwks_url: {jwks_url}\n    audience: protocols\n"))
+        .spawn()
+        .await;
     let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../auth/tests/fixtures/rsa_private.pem")).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let token = microframework::auth::JwtSigner::from_pem("RS256", &pem)
         .unwrap()
         .with_kid("k1")
-        .sign(&serde_json::json!({"sub": "ada", "exp": now + 300}))
+        .sign(&serde_json::json!({"sub": "ada", "aud": "protocols", "exp": now + 300}))
         .unwrap();
     let fetched_at_start = hits.load(Ordering::SeqCst);
     assert_eq!(fetched_at_start, 1, "the HTTP layer fetches the keys once at start-up");
@@ -272,7 +274,7 @@ async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
 
 /// Sends and receives already encoded messages, so that any path can be called.
 #[derive(Clone, Copy, Default)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
 impl microframework::grpc::tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;
@@ -352,7 +354,7 @@ async fn grpc_calls_share_the_http_rate_limit_buckets() {
 }
 
 /// Waits for the close frame of `socket`, completes the closing handshake and returns the code.
-async fn close_code<S>(socket: &mut S) -> u16
+pub(crate) async fn close_code<S>(socket: &mut S) -> u16
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
