@@ -65,7 +65,8 @@ pub struct GrpcBuilder {
     services: Vec<Registered>,
     descriptors: Vec<&'static [u8]>,
     jwt: Option<JwtAuthLayer>,
-    rate_limit: Option<crate::layers::RateCheck>,
+    rate_limit_client: Option<crate::layers::RateCheck>,
+    rate_limit_subject: Option<crate::layers::RateCheck>,
     hooks: Vec<RouterHook>,
 }
 
@@ -76,7 +77,7 @@ impl std::fmt::Debug for GrpcBuilder {
             .field("services", &names)
             .field("descriptors", &self.descriptors.len())
             .field("jwt", &self.jwt.is_some())
-            .field("rate_limit", &self.rate_limit.is_some())
+            .field("rate_limit", &(self.rate_limit_client.is_some() || self.rate_limit_subject.is_some()))
             .finish_non_exhaustive()
     }
 }
@@ -147,15 +148,27 @@ impl GrpcBuilder {
     }
 
     /// Refuses the calls `check` says are over a rate limit with `RESOURCE_EXHAUSTED` and a
-    /// `google.rpc.RetryInfo` detail ([`RateLimitLayer`](crate::layers::RateLimitLayer)). `check`
-    /// runs after authentication, so verified claims are in the request's extensions; the health
-    /// and reflection services are never limited. `Service::grpc` passes the HTTP layer's limiter
-    /// (`http.rate_limit`), so a client's REST requests and gRPC calls share its buckets.
-    pub fn rate_limit<F>(mut self, check: F) -> Self
+    /// `google.rpc.RetryInfo` detail ([`RateLimitLayer`](crate::layers::RateLimitLayer)), before
+    /// authentication: a flood of calls with forged tokens is refused without checking a single
+    /// signature. `check` sees the call with the peer address (`ConnectInfo<SocketAddr>`); the
+    /// health and reflection services are never limited. `Service::grpc` passes the HTTP layer's
+    /// per-client buckets (`http.rate_limit.per_ip`), shared with REST.
+    pub fn rate_limit_per_client<F>(mut self, check: F) -> Self
     where
         F: Fn(&Request<axum::body::Body>) -> Option<Duration> + Send + Sync + 'static,
     {
-        self.rate_limit = Some(std::sync::Arc::new(check));
+        self.rate_limit_client = Some(std::sync::Arc::new(check));
+        self
+    }
+
+    /// Like [`rate_limit_per_client`](Self::rate_limit_per_client), after authentication, so
+    /// verified claims are in the request's extensions. `Service::grpc` passes the HTTP layer's
+    /// per-subject buckets (`http.rate_limit.per_subject`), shared with REST.
+    pub fn rate_limit_per_subject<F>(mut self, check: F) -> Self
+    where
+        F: Fn(&Request<axum::body::Body>) -> Option<Duration> + Send + Sync + 'static,
+    {
+        self.rate_limit_subject = Some(std::sync::Arc::new(check));
         self
     }
 
@@ -265,8 +278,9 @@ impl GrpcBuilder {
         let stack = ServiceBuilder::new()
             .layer(RequestIdLayer::new())
             .layer(ObserveLayer::new(std::sync::Arc::new(table)))
+            .layer(self.rate_limit_client.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
             .layer(OptionalAuthLayer(self.jwt))
-            .layer(self.rate_limit.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
+            .layer(self.rate_limit_subject.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
             .layer(DeadlineLayer::new(config.timeout))
             .layer(ConcurrencyLimitLayer::new(config.concurrency_limit_per_connection))
             .layer(DecodeLimitLayer::new(config.max_decoding()));

@@ -176,7 +176,11 @@ impl AppBuilder {
         }
         let app = merge(app, framework)?;
 
-        let rate_limiter = RateLimiter::new(&http.rate_limit, framework_paths.clone());
+        let rate_limiter = RateLimiter::new(
+            &http.rate_limit,
+            framework_paths.clone(),
+            crate::client_ip::ClientIpResolver::new(&http.client_ip),
+        );
         follow_reloads(ctx, rate_limiter.clone(), http.rate_limit.clone());
         let opts = StackOptions {
             http,

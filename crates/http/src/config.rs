@@ -52,6 +52,8 @@ pub struct HttpConfig {
     pub cors: CorsConfig,
     /// Security response headers.
     pub security_headers: SecurityHeadersConfig,
+    /// Whom to believe about the client's address behind reverse proxies.
+    pub client_ip: crate::client_ip::ClientIpConfig,
     /// Rate limiting (reloadable).
     pub rate_limit: RateLimitConfig,
     /// OpenAPI document and docs UI.
@@ -64,6 +66,7 @@ impl Validate for HttpConfig {
         v.nested("body_limit", &self.body_limit);
         v.nested("cors", &self.cors);
         v.nested("security_headers", &self.security_headers);
+        v.nested("client_ip", &self.client_ip);
         v.nested("rate_limit", &self.rate_limit);
         v.nested("openapi", &self.openapi);
         v.nested("request_id", &self.request_id);
@@ -310,44 +313,47 @@ impl Default for HstsConfig {
     }
 }
 
-/// `http.rate_limit`: token buckets per client IP and per authenticated subject. Reloadable.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// `http.rate_limit`: token buckets per client address and per authenticated subject. Reloadable.
+///
+/// Every request takes a token from the bucket of its client address (`http.client_ip` says
+/// which address that is) before its token is verified, so a flood of forged tokens is limited as
+/// cheaply as anything else; an authenticated request then also takes one from the bucket of its
+/// subject.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Off by default.
     pub enabled: bool,
-    /// Bucket for anonymous requests, keyed by client IP.
+    /// Bucket per client address, for every request (default 100/s, burst 200). Requests without
+    /// a peer address share one bucket.
     pub per_ip: Bucket,
-    /// Bucket for authenticated requests, keyed by the token's `sub`.
+    /// Bucket per authenticated subject (the token's `sub`), after authentication (default
+    /// 100/s, burst 200).
     pub per_subject: Bucket,
-    /// Take the client IP from the first `X-Forwarded-For` entry (only behind a trusted proxy).
-    pub trust_forwarded_for: bool,
+    /// Removed: the first `X-Forwarded-For` entry is whatever the client wrote. Accepted only to
+    /// say so; see `http.client_ip`.
+    #[serde(skip_serializing)]
+    pub trust_forwarded_for: Option<bool>,
     /// Paths never limited (the health and metrics endpoints are always exempt). A trailing
     /// `*` matches a prefix.
     pub exempt_paths: Vec<String>,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            per_ip: Bucket { requests_per_second: 50, burst: 100 },
-            per_subject: Bucket { requests_per_second: 100, burst: 200 },
-            trust_forwarded_for: false,
-            exempt_paths: Vec::new(),
-        }
-    }
 }
 
 impl Validate for RateLimitConfig {
     fn validate(&self, v: &mut Validation) {
         v.nested("per_ip", &self.per_ip);
         v.nested("per_subject", &self.per_subject);
+        v.check(
+            self.trust_forwarded_for.is_none(),
+            "trust_forwarded_for",
+            "no such key any more: a client can write any first X-Forwarded-For entry; list the proxies in front \
+             of the service in http.client_ip.trusted_proxies (or set http.client_ip.trusted_hops)",
+        );
     }
 }
 
 /// A token bucket: refills at `requests_per_second`, holds up to `burst`. A key left out takes
-/// the value of `{ requests_per_second: 50, burst: 100 }`.
+/// the value of `{ requests_per_second: 100, burst: 200 }`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bucket {
@@ -359,7 +365,7 @@ pub struct Bucket {
 
 impl Default for Bucket {
     fn default() -> Self {
-        Self { requests_per_second: 50, burst: 100 }
+        Self { requests_per_second: 100, burst: 200 }
     }
 }
 

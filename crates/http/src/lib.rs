@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod app;
+pub mod client_ip;
 pub mod config;
 mod error;
 mod extract;

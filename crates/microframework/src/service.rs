@@ -442,9 +442,12 @@ impl Service {
                 if let Some((verifier, jwt)) = app.jwt.clone() {
                     builder = builder.jwt(verifier, jwt);
                 }
-                // One client's REST requests and gRPC calls share its buckets (`http.rate_limit`).
-                let limiter = app.rate_limiter.clone();
-                builder = builder.rate_limit(move |req| limiter.check(req));
+                // One client's REST requests and gRPC calls share its buckets (`http.rate_limit`):
+                // per client address before authentication, per subject after.
+                let (client, subject) = (app.rate_limiter.clone(), app.rate_limiter.clone());
+                builder = builder
+                    .rate_limit_per_client(move |req| client.check_client(req))
+                    .rate_limit_per_subject(move |req| subject.check_subject(req));
                 builder.build(&ctx).await
             };
             match built.await {

@@ -1,10 +1,11 @@
 //! Rate limiting of calls: a call over the limit is answered `RESOURCE_EXHAUSTED` with a
 //! `google.rpc.RetryInfo` detail saying when to retry, before it reaches the service.
 //!
-//! The layer asks a [`RateCheck`] whether to refuse a call; `Service::grpc` in the facade passes
-//! the HTTP layer's limiter (`http.rate_limit`: token buckets per authenticated subject, else per
-//! client IP), so that REST requests and gRPC calls of one client share its buckets. The health
-//! and reflection services are never limited.
+//! The layer asks a [`RateCheck`] whether to refuse a call. The stack has two: one before
+//! authentication (per client address) and one after (per authenticated subject);
+//! `Service::grpc` in the facade passes the HTTP layer's limiter (`http.rate_limit`), so that REST
+//! requests and gRPC calls of one client share its buckets. The health and reflection services
+//! are never limited.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,8 +25,8 @@ use crate::request_id::RequestId;
 use crate::status::{code_for, error_details};
 
 /// Decides whether a call must wait: `Some(wait)` refuses it (retry after `wait`), `None` lets it
-/// through. It sees the call's HTTP/2 request, after authentication (verified claims are in the
-/// extensions) and with `ConnectInfo<SocketAddr>` for the peer address.
+/// through. It sees the call's HTTP/2 request with `ConnectInfo<SocketAddr>` for the peer
+/// address, and after authentication the verified claims in the extensions.
 pub type RateCheck = Arc<dyn Fn(&Request<axum::body::Body>) -> Option<Duration> + Send + Sync>;
 
 /// Layer that refuses calls a [`RateCheck`] says are over the limit; without one it passes every

@@ -39,13 +39,17 @@ const SECRET: &str = "a test secret of at least thirty-two bytes";
 /// A limiter of `yaml` (the `rate_limit` section of `http`).
 fn limiter(yaml: &str) -> RateLimiter {
     let cfg: RateLimitConfig = Config::from_yaml(yaml).unwrap().section("http.rate_limit").unwrap();
-    RateLimiter::new(&cfg, Vec::new())
+    RateLimiter::new(&cfg, Vec::new(), Default::default())
 }
 
 async fn server(limiter: RateLimiter) -> TestServer {
     let cfg = JwtConfig { secret: Some(SECRET.into()), ..JwtConfig::default() };
     let verifier = JwtVerifier::from_config(&cfg).await.unwrap();
-    let builder = echo_builder().jwt(verifier, cfg).rate_limit(move |req| limiter.check(req));
+    let subjects = limiter.clone();
+    let builder = echo_builder()
+        .jwt(verifier, cfg)
+        .rate_limit_per_client(move |req| limiter.check_client(req))
+        .rate_limit_per_subject(move |req| subjects.check_subject(req));
     TestServer::start("grpc:\n  port: 0\n", builder).await
 }
 
@@ -84,27 +88,46 @@ async fn calls_over_the_limit_get_resource_exhausted_with_retry_info() {
 }
 
 #[tokio::test]
-async fn authenticated_calls_use_their_subjects_bucket() {
-    let yaml = "http:\n  rate_limit:\n    enabled: true\n    per_ip: { requests_per_second: 1, burst: 1 }\n    \
+async fn authenticated_calls_also_use_their_subjects_bucket() {
+    let yaml = "http:\n  rate_limit:\n    enabled: true\n    per_ip: { requests_per_second: 1, burst: 8 }\n    \
                 per_subject: { requests_per_second: 1, burst: 2 }\n";
     let server = server(limiter(yaml)).await;
     let channel = server.channel().await;
-    let mut anonymous = EchoClient::new(channel.clone());
-    let (passed, status) = until_refused(&mut anonymous).await;
-    assert!(passed >= 1, "{passed}");
-    assert_eq!(status.code(), Code::ResourceExhausted);
-
     let token = |sub: &str| {
         JwtSigner::hs256(SECRET.as_bytes()).sign(&serde_json::json!({"sub": sub, "exp": 4_000_000_000u64})).unwrap()
     };
     let mut alice =
         EchoClient::with_interceptor(channel.clone(), ClientInterceptor::new().bearer_token(&token("alice")).unwrap());
-    // Alice has her own bucket (burst 2), whatever is left of the peer's.
+    // Alice's own bucket (burst 2) runs out well before the address's (burst 8)...
     let (passed, status) = until_refused(&mut alice).await;
-    assert!(passed >= 2, "{passed}");
+    assert!((2..6).contains(&passed), "{passed}");
     assert_eq!(status.code(), Code::ResourceExhausted);
+    // ... so Bob, from the same address, still gets through.
     let mut bob = EchoClient::with_interceptor(channel, ClientInterceptor::new().bearer_token(&token("bob")).unwrap());
     assert_eq!(bob.say(say("b1")).await.unwrap().into_inner().subject, "bob");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_forged_tokens_is_limited_before_any_signature_check() {
+    let yaml = "http:\n  rate_limit:\n    enabled: true\n    per_ip: { requests_per_second: 1, burst: 3 }\n";
+    let server = server(limiter(yaml)).await;
+    let forged = JwtSigner::hs256(b"not the server's secret, but long enough")
+        .sign(&serde_json::json!({"sub": "mallory", "exp": 4_000_000_000u64}))
+        .unwrap();
+    let mut client =
+        EchoClient::with_interceptor(server.channel().await, ClientInterceptor::new().bearer_token(&forged).unwrap());
+    let mut unauthenticated = 0;
+    let refused = loop {
+        let status = client.say(say("let me in")).await.unwrap_err();
+        if status.code() != Code::Unauthenticated {
+            break status;
+        }
+        unauthenticated += 1;
+        assert!(unauthenticated < 50, "50 forged tokens in a row were checked against a limit of one per second");
+    };
+    assert!(unauthenticated >= 3, "{unauthenticated}");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     server.stop().await;
 }
 

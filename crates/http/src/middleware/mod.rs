@@ -1,8 +1,9 @@
 //! The default middleware stack and its parts.
 //!
 //! From the outside in: request id → security headers → problem details → span and metrics →
-//! panic catching → CORS → body limit → timeout → JWT authentication → rate limit → your layers
-//! → handler. Each part is switched and tuned in the `http` configuration section (and `auth`
+//! panic catching → CORS → rate limit per client address → body limit → timeout → JWT
+//! authentication → rate limit per subject → your layers → handler. The cheap rejections come
+//! first: a client over its limit costs no body read and no signature check. Each part is switched and tuned in the `http` configuration section (and `auth`
 //! for JWT); [`crate::AppBuilder::layer`] adds any tower layer next to the handlers.
 
 pub mod auth;
@@ -32,7 +33,7 @@ pub use body_limit::BodyLimitLayer;
 pub use catch_panic::CatchPanicLayer;
 pub use observe::ObserveLayer;
 pub use problem::ProblemLayer;
-pub use rate_limit::{RateLimitLayer, RateLimiter};
+pub use rate_limit::{RateLimitLayer, RateLimiter, Stage};
 pub use request_id::{RequestId, RequestIdLayer};
 pub use security_headers::SecurityHeadersLayer;
 pub use timeout::RequestTimeoutLayer;
@@ -71,6 +72,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
         }))
         .option_layer(h.catch_panic.enabled.then_some(CatchPanicLayer))
         .option_layer(h.cors.enabled.then(|| cors_layer(&h.cors)))
+        .layer(RateLimitLayer::new(opts.rate_limiter.clone(), Stage::Client))
         .option_layer(h.body_limit.enabled.then(|| BodyLimitLayer::new(h.body_limit.max.bytes())))
         .layer(if h.body_limit.enabled {
             DefaultBodyLimit::max(h.body_limit.max.as_usize())
@@ -82,7 +84,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
             JwtAuthLayer::new(v.clone(), c.clone(), opts.framework_paths.clone())
                 .with_public_requests(opts.public_requests.iter().cloned())
         }))
-        .layer(RateLimitLayer::new(opts.rate_limiter.clone()));
+        .layer(RateLimitLayer::new(opts.rate_limiter.clone(), Stage::Subject));
     router.layer(stack)
 }
 

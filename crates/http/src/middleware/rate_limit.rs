@@ -1,8 +1,11 @@
-//! Rate limiting with token buckets (governor): per authenticated subject when the request
-//! carries verified claims, per client IP otherwise. Over the limit: `429` problem details with
-//! `Retry-After`. The limits follow hot reloads of `http.rate_limit`.
+//! Rate limiting with token buckets (governor), in two stages. Before authentication, every
+//! request takes a token from the bucket of its client address (resolved by
+//! [`ClientIpResolver`]), so that a flood of forged tokens costs the server no signature check;
+//! after authentication, a request with verified claims also takes one from the bucket of its
+//! subject. Over the limit: `429` problem details with `Retry-After`. The limits follow hot
+//! reloads of `http.rate_limit`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,7 +13,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::response::Response;
 use futures_util::future::{Either, Ready, ready};
 use governor::clock::{Clock, DefaultClock};
@@ -21,13 +23,17 @@ use tower::{Layer, Service};
 use microframework_auth::Claims;
 use microframework_core::{ErrorKind, ProblemDetails};
 
+use crate::client_ip::ClientIpResolver;
 use crate::config::{Bucket, RateLimitConfig, path_matches};
 use crate::error::problem_response;
+
+/// The bucket key of requests without a peer address (an in-process call, a listener that does
+/// not record peers): they share one bucket rather than go unlimited.
+const NO_PEER: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
 struct Limiters {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_subject: DefaultKeyedRateLimiter<String>,
-    trust_forwarded_for: bool,
     exempt: Vec<String>,
 }
 
@@ -42,6 +48,7 @@ fn quota(b: Bucket) -> Quota {
 pub struct RateLimiter {
     current: Arc<ArcSwapOption<Limiters>>,
     framework_paths: Arc<Vec<String>>,
+    client_ip: Arc<ClientIpResolver>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -50,10 +57,24 @@ impl std::fmt::Debug for RateLimiter {
     }
 }
 
+/// Which bucket a [`RateLimitLayer`] takes tokens from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The client address's bucket, for every request: before authentication.
+    Client,
+    /// The subject's bucket, for requests with verified claims: after authentication.
+    Subject,
+}
+
 impl RateLimiter {
-    /// A limiter from configuration; `framework_paths` are never limited.
-    pub fn new(cfg: &RateLimitConfig, framework_paths: Vec<String>) -> Self {
-        let this = Self { current: Arc::default(), framework_paths: Arc::new(framework_paths) };
+    /// A limiter from configuration; `framework_paths` are never limited and `client_ip` tells
+    /// the client address of a request.
+    pub fn new(cfg: &RateLimitConfig, framework_paths: Vec<String>, client_ip: ClientIpResolver) -> Self {
+        let this = Self {
+            current: Arc::default(),
+            framework_paths: Arc::new(framework_paths),
+            client_ip: Arc::new(client_ip),
+        };
         this.update(cfg);
         this
     }
@@ -64,7 +85,6 @@ impl RateLimiter {
             Arc::new(Limiters {
                 per_ip: governor::RateLimiter::keyed(quota(cfg.per_ip)),
                 per_subject: governor::RateLimiter::keyed(quota(cfg.per_subject)),
-                trust_forwarded_for: cfg.trust_forwarded_for,
                 exempt: cfg.exempt_paths.clone(),
             })
         });
@@ -81,38 +101,46 @@ impl RateLimiter {
         }
     }
 
-    /// `Some(wait)` when the request must be refused (and retried after `wait`); takes a token
-    /// from the bucket of the request's subject (verified [`Claims`] in its extensions) or client
-    /// IP otherwise. The framework's paths, `exempt_paths` and everything while the limiter is
-    /// off are never refused. Other protocols (gRPC calls) use it to share the buckets.
-    pub fn check<B>(&self, req: &Request<B>) -> Option<Duration> {
+    /// The limiters when `req` is subject to limits (on, and not an exempt path).
+    fn limiters_for<B>(&self, req: &Request<B>) -> Option<arc_swap::Guard<Option<Arc<Limiters>>>> {
         let guard = self.current.load();
         let limiters = guard.as_ref()?;
         let path = req.uri().path();
         if path_matches(&self.framework_paths, path) || path_matches(&limiters.exempt, path) {
             return None;
         }
-        let clock = DefaultClock::default();
-        let outcome = match req.extensions().get::<Claims>().and_then(|c| c.sub.as_deref()) {
-            Some(sub) => limiters.per_subject.check_key(&sub.to_owned()),
-            None => limiters.per_ip.check_key(&client_ip(req, limiters.trust_forwarded_for)?),
-        };
-        outcome.err().map(|not_until| not_until.wait_time_from(clock.now()))
+        Some(guard)
     }
-}
 
-fn client_ip<B>(req: &Request<B>, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    {
-        return Some(ip);
+    /// `Some(wait)` when the request must be refused (and retried after `wait`): takes a token
+    /// from the bucket of the request's client address. Run before authentication. The
+    /// framework's paths, `exempt_paths` and everything while the limiter is off are never
+    /// refused. Other protocols (gRPC calls) use it to share the buckets.
+    pub fn check_client<B>(&self, req: &Request<B>) -> Option<Duration> {
+        let guard = self.limiters_for(req)?;
+        let limiters = guard.as_ref()?;
+        let ip = self.client_ip.resolve(req).unwrap_or(NO_PEER);
+        let clock = DefaultClock::default();
+        limiters.per_ip.check_key(&ip).err().map(|not_until| not_until.wait_time_from(clock.now()))
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+
+    /// Like [`check_client`](Self::check_client) for the bucket of the request's subject (its
+    /// verified [`Claims`]); requests without claims pass. Run after authentication.
+    pub fn check_subject<B>(&self, req: &Request<B>) -> Option<Duration> {
+        let sub = req.extensions().get::<Claims>().and_then(|c| c.sub.as_deref())?;
+        let guard = self.limiters_for(req)?;
+        let limiters = guard.as_ref()?;
+        let clock = DefaultClock::default();
+        limiters.per_subject.check_key(&sub.to_owned()).err().map(|not_until| not_until.wait_time_from(clock.now()))
+    }
+
+    /// [`check_client`](Self::check_client) or [`check_subject`](Self::check_subject).
+    pub fn check<B>(&self, req: &Request<B>, stage: Stage) -> Option<Duration> {
+        match stage {
+            Stage::Client => self.check_client(req),
+            Stage::Subject => self.check_subject(req),
+        }
+    }
 }
 
 /// The `429` response.
@@ -128,23 +156,24 @@ pub fn too_many_requests(wait: Duration) -> Response {
     res
 }
 
-/// Layer that applies a [`RateLimiter`].
+/// Layer that applies one [`Stage`] of a [`RateLimiter`].
 #[derive(Clone, Debug)]
 pub struct RateLimitLayer {
     limiter: RateLimiter,
+    stage: Stage,
 }
 
 impl RateLimitLayer {
-    /// A layer over `limiter`.
-    pub fn new(limiter: RateLimiter) -> Self {
-        Self { limiter }
+    /// A layer taking tokens from `limiter`'s buckets of `stage`.
+    pub fn new(limiter: RateLimiter, stage: Stage) -> Self {
+        Self { limiter, stage }
     }
 }
 
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit { inner, limiter: self.limiter.clone() }
+        RateLimit { inner, limiter: self.limiter.clone(), stage: self.stage }
     }
 }
 
@@ -153,6 +182,7 @@ impl<S> Layer<S> for RateLimitLayer {
 pub struct RateLimit<S> {
     inner: S,
     limiter: RateLimiter,
+    stage: Stage,
 }
 
 impl<S, B> Service<Request<B>> for RateLimit<S>
@@ -168,9 +198,42 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match self.limiter.check(&req) {
+        match self.limiter.check(&req, self.stage) {
             Some(wait) => Either::Right(ready(Ok(too_many_requests(wait)))),
             None => Either::Left(self.inner.call(req)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(burst: u32) -> RateLimiter {
+        let cfg = RateLimitConfig {
+            enabled: true,
+            per_ip: Bucket { requests_per_second: 1, burst },
+            ..RateLimitConfig::default()
+        };
+        RateLimiter::new(&cfg, vec!["/health/*".into()], ClientIpResolver::default())
+    }
+
+    #[test]
+    fn requests_without_a_peer_address_share_one_bucket() {
+        let limiter = limiter(2);
+        let req = || Request::get("/orders").body(()).unwrap();
+        assert_eq!(limiter.check_client(&req()), None);
+        assert_eq!(limiter.check_client(&req()), None);
+        assert!(limiter.check_client(&req()).is_some(), "no peer address is not a free pass");
+        assert_eq!(limiter.check_client(&Request::get("/health/live").body(()).unwrap()), None);
+    }
+
+    #[test]
+    fn the_subject_stage_ignores_anonymous_requests() {
+        let limiter = limiter(1);
+        let anonymous = Request::get("/orders").body(()).unwrap();
+        for _ in 0..5 {
+            assert_eq!(limiter.check_subject(&anonymous), None);
         }
     }
 }
