@@ -20,6 +20,8 @@ use microframework_core::{AppContext, ByteSize, ConfigError, Validate, Validatio
 ///   max_body: 1MiB              # optional; never above `http.body_limit.max`
 ///   subscription_keepalive: 15s # WebSocket ping interval, 0s turns it off
 ///   connection_init_timeout: 10s
+///   max_ws_connections: 10000   # further upgrades get 503
+///   max_subscriptions_per_connection: 100
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -53,6 +55,13 @@ pub struct GraphqlConfig {
     /// with code 4408 (default `10s`).
     #[serde(with = "humantime_serde")]
     pub connection_init_timeout: Duration,
+    /// Open WebSocket connections at once (default 10000); a further upgrade gets `503` with
+    /// `Retry-After`.
+    pub max_ws_connections: usize,
+    /// Operations (subscriptions) running at once on one WebSocket connection (default 100); a
+    /// further `subscribe` gets an `error` message with code `TOO_MANY_SUBSCRIPTIONS` and the
+    /// connection stays open.
+    pub max_subscriptions_per_connection: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -67,6 +76,8 @@ impl Default for GraphqlConfig {
             max_body: None,
             subscription_keepalive: Duration::from_secs(15),
             connection_init_timeout: Duration::from_secs(10),
+            max_ws_connections: 10_000,
+            max_subscriptions_per_connection: 100,
         }
     }
 }
@@ -148,6 +159,12 @@ impl Validate for GraphqlConfig {
                 && self.connection_init_timeout <= Duration::from_secs(300),
             "connection_init_timeout",
             "a duration between 100ms and 5m",
+        );
+        v.check(self.max_ws_connections > 0, "max_ws_connections", "a number greater than 0");
+        v.check(
+            self.max_subscriptions_per_connection > 0,
+            "max_subscriptions_per_connection",
+            "a number greater than 0",
         );
     }
 }

@@ -28,6 +28,8 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     /// Too many requests.
     pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
+    /// A WebSocket `subscribe` beyond `graphql.max_subscriptions_per_connection`.
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
     /// An unexpected failure; the message is generic and the cause is logged.
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
     /// A dependency is unavailable, or the service is draining.

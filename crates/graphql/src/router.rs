@@ -27,6 +27,8 @@ pub(crate) struct Shared<E> {
     pub(crate) page: Option<String>,
     pub(crate) auth: Arc<WsAuth>,
     pub(crate) shutdown: CancellationToken,
+    /// One permit per open WebSocket connection (`graphql.max_ws_connections`).
+    pub(crate) ws_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Mounts the schema of `builder` on the paths of the `graphql` configuration section of `ctx`,
@@ -112,6 +114,7 @@ fn build<E: Executor>(
         auth: Arc::new(WsAuth { source, required, leeway }),
         // Subscriptions close when the listeners stop accepting (end of `shutdown.drain_delay`).
         shutdown: ctx.lifecycle().closing_token(),
+        ws_slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_ws_connections)),
         cfg: cfg.clone(),
         body_limit,
     });

@@ -141,13 +141,99 @@ pub(crate) async fn upgrade<E: Executor>(State(st): State<Arc<Shared<E>>>, req: 
             "application/json",
         );
     };
+    let Ok(slot) = st.ws_slots.clone().try_acquire_owned() else {
+        tracing::debug!(
+            max = st.cfg.max_ws_connections,
+            "GraphQL WebSocket upgrade refused: graphql.max_ws_connections"
+        );
+        let mut res = request_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            codes::SERVICE_UNAVAILABLE,
+            "Too many GraphQL WebSocket connections; retry later.",
+            "application/json",
+        );
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        return res;
+    };
     let claims = parts.extensions.get::<Claims>().cloned();
     let limit = st.cfg.max_body.map_or(DEFAULT_MAX_MESSAGE, |b| b.as_usize());
     let span = tracing::info_span!("graphql_ws", protocol = protocol.sec_websocket_protocol());
-    upgrade
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| serve(st, socket, protocol, claims).instrument(span))
+    upgrade.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+        async move {
+            serve(st, socket, protocol, claims).await;
+            drop(slot);
+        }
+        .instrument(span)
+    })
+}
+
+/// The `type` and `id` of a protocol message.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The operations running on one connection, for `graphql.max_subscriptions_per_connection`.
+struct Operations {
+    max: usize,
+    protocol: WebSocketProtocols,
+    active: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Error messages for refused operations, sent by the connection's loop.
+    refusals: tokio::sync::mpsc::Sender<String>,
+}
+
+impl Operations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a client message goes on to the executor: a new operation beyond the limit does
+    /// not (its refusal is queued); `complete`/`stop` end one.
+    fn admit(&self, bytes: &[u8]) -> bool {
+        let Ok(Envelope { kind, id: Some(id) }) = serde_json::from_slice::<Envelope<'_>>(bytes) else {
+            return true;
+        };
+        match kind.as_ref() {
+            "subscribe" | "start" => {
+                let mut active = self.lock();
+                if active.contains(id.as_ref()) || active.len() < self.max {
+                    active.insert(id.into_owned());
+                    return true;
+                }
+                drop(active);
+                let message = format!("Too many operations on this connection; at most {} may run at once.", self.max);
+                let error =
+                    serde_json::json!({"message": message, "extensions": {"code": codes::TOO_MANY_SUBSCRIPTIONS}});
+                let payload = match self.protocol {
+                    WebSocketProtocols::GraphQLWS => serde_json::json!([error]),
+                    _ => error,
+                };
+                let refusal = serde_json::json!({"type": "error", "id": id, "payload": payload}).to_string();
+                // Full only if the client floods refusals faster than it reads: drop those.
+                let _ = self.refusals.try_send(refusal);
+                false
+            }
+            "complete" | "stop" => {
+                self.lock().remove(id.as_ref());
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// Notes the end of an operation the server reports (`complete`, `error`).
+    fn on_server_message(&self, text: &str) {
+        // Only those two end an operation; skip parsing the (large) `next`/`data` messages.
+        if !(text.starts_with(r#"{"type":"complete""#) || text.starts_with(r#"{"type":"error""#)) {
+            return;
+        }
+        if let Ok(Envelope { id: Some(id), .. }) = serde_json::from_str::<Envelope<'_>>(text) {
+            self.lock().remove(id.as_ref());
+        }
+    }
 }
 
 fn is_connection_init(bytes: &[u8]) -> bool {
@@ -192,6 +278,13 @@ async fn serve<E: Executor>(
     claims: Option<Claims>,
 ) {
     let (mut sink, stream) = socket.split();
+    let (refusals, mut refused) = tokio::sync::mpsc::channel(64);
+    let operations = Arc::new(Operations {
+        max: st.cfg.max_subscriptions_per_connection,
+        protocol,
+        active: Default::default(),
+        refusals,
+    });
     let init_seen = Arc::new(AtomicBool::new(false));
     let auth_failed = Arc::new(AtomicBool::new(false));
     // The `exp` of the connection's claims (0: none): the connection ends when its token does.
@@ -210,6 +303,10 @@ async fn serve<E: Executor>(
             if !seen.load(Ordering::Relaxed) && is_connection_init(bytes) {
                 seen.store(true, Ordering::Relaxed);
             }
+        })
+        .filter({
+            let operations = operations.clone();
+            move |bytes| future::ready(operations.admit(bytes))
         });
 
     let mut data = Data::default();
@@ -253,6 +350,7 @@ async fn serve<E: Executor>(
         tokio::select! {
             msg = gql.next() => match msg {
                 Some(WsMessage::Text(text)) => {
+                    operations.on_server_message(&text);
                     if sink.send(Message::Text(text.into())).await.is_err() {
                         return;
                     }
@@ -275,6 +373,11 @@ async fn serve<E: Executor>(
             }
             () = &mut init_deadline, if !init_seen.load(Ordering::Relaxed) => {
                 break (4408, "Connection initialisation timeout".to_owned());
+            }
+            Some(refusal) = refused.recv() => {
+                if sink.send(Message::Text(refusal.into())).await.is_err() {
+                    return;
+                }
             }
             () = shutdown.cancelled() => break (1001, "The server is shutting down.".to_owned()),
             () = until_expiry(exp, leeway), if exp > 0 => break (4403, "Forbidden: the token has expired".to_owned()),

@@ -19,7 +19,9 @@ use microframework_core::{AppContext, BoxError};
 
 use crate::auth::{JwtAuth, JwtAuthLayer};
 use crate::config::GrpcConfig;
-use crate::layers::{ConcurrencyLimitLayer, DeadlineLayer, DecodeLimitLayer, ObserveLayer, RateLimitLayer};
+use crate::layers::{
+    ConcurrencyLimitLayer, DeadlineLayer, DecodeLimitLayer, EncodeLimitLayer, ObserveLayer, RateLimitLayer,
+};
 use crate::methods::{self, MethodTable};
 use crate::request_id::RequestIdLayer;
 
@@ -39,7 +41,12 @@ type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
 struct Registered {
     name: &'static str,
     add: AddFn,
+    /// Built from the `grpc` section (`add_service_with`), so its own limits can follow it.
+    configured: bool,
 }
+
+/// The request message limit of a tonic server built without `max_decoding_message_size`.
+const TONIC_DEFAULT_DECODING_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// Builds the gRPC application of a service from tonic servers.
 ///
@@ -104,14 +111,20 @@ impl GrpcBuilder {
     /// Adds a tonic server, such as a generated `EchoServer::new(impl)` (with the same bounds as
     /// tonic's `RoutesBuilder::add_service`). Its calls are routed by its `NamedService::NAME`.
     ///
-    /// To apply the configured message size limits to it, use [`add_service_with`](Self::add_service_with).
+    /// The interceptor stack applies the configured message size limits to it, up to tonic's own
+    /// 4 MiB request limit; a larger `grpc.max_decoding_message_size` needs
+    /// [`add_service_with`](Self::add_service_with) (`build` says so otherwise).
     pub fn add_service<S>(mut self, svc: S) -> Self
     where
         S: Service<Request<tonic::body::Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
         S::Response: IntoResponse,
         S::Future: Send + 'static,
     {
-        self.services.push(Registered { name: S::NAME, add: Box::new(move |router, _| route(router, svc)) });
+        self.services.push(Registered {
+            name: S::NAME,
+            add: Box::new(move |router, _| route(router, svc)),
+            configured: false,
+        });
         self
     }
 
@@ -128,7 +141,11 @@ impl GrpcBuilder {
         S::Response: IntoResponse,
         S::Future: Send + 'static,
     {
-        self.services.push(Registered { name: S::NAME, add: Box::new(move |router, cfg| route(router, make(cfg))) });
+        self.services.push(Registered {
+            name: S::NAME,
+            add: Box::new(move |router, cfg| route(router, make(cfg))),
+            configured: true,
+        });
         self
     }
 
@@ -224,6 +241,19 @@ impl GrpcBuilder {
                 return Err(format!("the gRPC service `{name}` is added twice").into());
             }
         }
+        // The interceptor stack enforces any limit up to tonic's own; a larger one must reach the
+        // server itself, or the configuration would promise what the server refuses.
+        if config.max_decoding_message_size.bytes() > TONIC_DEFAULT_DECODING_LIMIT
+            && let Some(plain) = self.services.iter().find(|s| !s.configured)
+        {
+            return Err(format!(
+                "grpc.max_decoding_message_size is {}, above tonic's built-in 4MiB, but the service `{}` was added \
+                 with add_service, which keeps the built-in limit: add it with \
+                 add_service_with(|cfg| with_limits!(cfg, Server::new(...))) so that it follows the configuration",
+                config.max_decoding_message_size, plain.name
+            )
+            .into());
+        }
 
         let mut sets = self.descriptors.clone();
         sets.push(tonic_health::pb::FILE_DESCRIPTOR_SET);
@@ -283,7 +313,8 @@ impl GrpcBuilder {
             .layer(self.rate_limit_subject.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
             .layer(DeadlineLayer::new(config.timeout))
             .layer(ConcurrencyLimitLayer::new(config.concurrency_limit_per_connection))
-            .layer(DecodeLimitLayer::new(config.max_decoding()));
+            .layer(DecodeLimitLayer::new(config.max_decoding()))
+            .layer(EncodeLimitLayer::new(config.max_encoding()));
         let router = routes.layer(stack.clone());
         let standalone = standalone.layer(stack);
 

@@ -17,7 +17,7 @@ pub const MAX_MESSAGE_SIZE: u64 = u32::MAX as u64;
 /// grpc:
 ///   port: 50051
 ///   max_decoding_message_size: 4MiB
-///   timeout: 30s
+///   timeout: 30s                 # the default; null for none
 ///   reflection: false
 /// ```
 ///
@@ -36,15 +36,15 @@ pub struct GrpcConfig {
     /// Largest request message accepted (default `4MiB`). Enforced for every service by the
     /// interceptor stack, and by each generated server built with
     /// [`with_limits!`](crate::with_limits). A server built without it keeps tonic's own limit of
-    /// 4 MiB, so a larger value needs `with_limits!`.
+    /// 4 MiB, so a larger value needs `with_limits!`: the gRPC application refuses to build
+    /// otherwise, naming the service.
     pub max_decoding_message_size: ByteSize,
-    /// Largest response message sent (default `4MiB`). tonic enforces it per generated server:
-    /// build servers with [`with_limits!`](crate::with_limits) or
-    /// [`GrpcBuilder::add_service_with`](crate::GrpcBuilder::add_service_with).
+    /// Largest response message sent (default `4MiB`). Enforced for every service by the
+    /// interceptor stack: a larger message ends the call with `OUT_OF_RANGE`.
     pub max_encoding_message_size: ByteSize,
-    /// Longest time a call may take on the server (default: unlimited). A client's own
-    /// `grpc-timeout` is always honoured; when both are set the smaller applies. Expiry answers
-    /// `DEADLINE_EXCEEDED`.
+    /// Longest time a call may take on the server, streams included (default `30s`; `null` for
+    /// no limit, for long-lived streams). A client's own `grpc-timeout` is always honoured; when
+    /// both are set the smaller applies. Expiry answers `DEADLINE_EXCEEDED`.
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// Serve the server reflection service, v1 and v1alpha (default `true`).
@@ -68,7 +68,7 @@ impl Default for GrpcConfig {
             port: 50051,
             max_decoding_message_size: ByteSize::mib(4),
             max_encoding_message_size: ByteSize::mib(4),
-            timeout: None,
+            timeout: Some(Duration::from_secs(30)),
             reflection: true,
             health: true,
             concurrency_limit_per_connection: None,

@@ -15,7 +15,7 @@ use microframework_auth::{JwtVerifier, SharedJwt};
 use microframework_core::{AppContext, BoxError};
 use microframework_telemetry::{Metrics, MetricsConfig};
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, ServerConfig};
 use crate::middleware::{PublicRequest, RateLimiter, StackOptions, apply_default_stack};
 use crate::routes::{health_routes, metrics_route};
 
@@ -51,6 +51,9 @@ pub struct BuiltApp {
     pub rate_limiter: RateLimiter,
     /// The JWT verifier and its settings, when `auth.jwt` is on (shared with other protocols).
     pub jwt: Option<(JwtVerifier, microframework_auth::JwtConfig)>,
+    /// The admin listener's router (`/metrics`, health with details), when `server.admin_port`
+    /// is set; the public router then serves neither `/metrics` nor readiness error texts.
+    pub admin: Option<Router>,
 }
 
 impl std::fmt::Debug for BuiltApp {
@@ -123,10 +126,14 @@ impl AppBuilder {
     /// Reads the `http`, `auth` and `metrics` sections from `ctx` and assembles the application.
     pub async fn build(self, ctx: &AppContext, metrics: Option<Metrics>) -> Result<BuiltApp, BoxError> {
         let http: HttpConfig = ctx.config().section("http")?;
+        let server: ServerConfig = ctx.config().section("server")?;
         let metrics_cfg: MetricsConfig = ctx.config().section("metrics")?;
+        let has_admin = server.admin_port.is_some();
+        // Error texts of failing checks (addresses, driver messages) only where operators look.
+        let public_details = !ctx.config().current().is_prod();
 
         let mut framework_paths = vec!["/health".to_owned(), "/health/*".to_owned()];
-        if metrics_cfg.enabled {
+        if metrics_cfg.enabled && !has_admin {
             framework_paths.push(metrics_cfg.path.clone());
         }
         if http.openapi.enabled {
@@ -160,12 +167,18 @@ impl AppBuilder {
             app = hook(app);
         }
 
-        let (health_router, health_doc) = health_routes(ctx.clone()).split_for_parts();
+        let (health_router, health_doc) = health_routes(ctx.clone(), public_details).split_for_parts();
         let mut framework = health_router;
+        let mut admin = has_admin.then(|| health_routes(ctx.clone(), true).split_for_parts().0);
         if let Some(m) = metrics.filter(|_| metrics_cfg.enabled) {
-            framework = merge(framework, metrics_route(&metrics_cfg.path, m.clone()))?;
+            let route = metrics_route(&metrics_cfg.path, m.clone());
+            match admin.take() {
+                Some(a) => admin = Some(merge(a, route)?),
+                None => framework = merge(framework, route)?,
+            }
             spawn_upkeep(ctx, m);
         }
+        let admin = admin.map(|a| a.fallback(admin_not_found));
         if http.openapi.enabled {
             let mut doc = openapi.clone();
             doc.merge(health_doc);
@@ -190,8 +203,14 @@ impl AppBuilder {
             public_requests: self.public_requests,
         };
         let router = apply_default_stack(app, &opts);
-        Ok(BuiltApp { router, openapi, rate_limiter, jwt })
+        Ok(BuiltApp { router, openapi, rate_limiter, jwt, admin })
     }
+}
+
+/// The admin listener's answer to anything but its endpoints.
+async fn admin_not_found(uri: http::Uri) -> axum::response::Response {
+    let detail = format!("No admin endpoint at `{}`.", uri.path());
+    crate::problem_response(microframework_core::ProblemDetails::new(microframework_core::ErrorKind::NotFound, detail))
 }
 
 /// Merges two routers, turning axum's panic on overlapping routes into an error.

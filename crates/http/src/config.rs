@@ -6,7 +6,18 @@ use serde::{Deserialize, Serialize};
 
 use microframework_core::{ByteSize, Validate, Validation};
 
-/// The `server` section: where the HTTP listener binds.
+/// The `server` section: where the HTTP listener binds, and how much it takes.
+///
+/// ```yaml
+/// server:
+///   host: 0.0.0.0
+///   port: 8080
+///   admin_port: 9090            # /metrics and full health details, only there
+///   max_connections: 10000
+///   keep_alive_timeout: 30s
+///   http2_max_concurrent_streams: 200
+///   max_header_size: 64KiB
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -14,11 +25,35 @@ pub struct ServerConfig {
     pub host: String,
     /// Port (default 8080; 0 picks a free port).
     pub port: u16,
+    /// Port of the admin listener, on the same host (default: none). When set, `/metrics` and
+    /// the framework's admin endpoints are served only there, with the health endpoints and the
+    /// full readiness details; the public port keeps the health endpoints without error texts.
+    pub admin_port: Option<u16>,
+    /// Open connections at once (default 10000); a connection beyond that is answered `503` with
+    /// `Retry-After` and closed.
+    pub max_connections: usize,
+    /// An HTTP/1 connection that does not send a complete request head within this time, idle
+    /// between requests or trickling its headers, is closed (default `30s`).
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Concurrent streams (requests) per HTTP/2 connection (default 200).
+    pub http2_max_concurrent_streams: u32,
+    /// The largest request head: HTTP/1 header bytes (larger gets `431`) and HTTP/2
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (default `64KiB`).
+    pub max_header_size: ByteSize,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".to_owned(), port: 8080 }
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 8080,
+            admin_port: None,
+            max_connections: 10_000,
+            keep_alive_timeout: Duration::from_secs(30),
+            http2_max_concurrent_streams: 200,
+            max_header_size: ByteSize::kib(64),
+        }
     }
 }
 
@@ -28,6 +63,25 @@ impl Validate for ServerConfig {
             self.host.parse::<std::net::IpAddr>().is_ok() || self.host == "localhost",
             "host",
             "an IP address such as 127.0.0.1 or 0.0.0.0",
+        );
+        if let Some(admin) = self.admin_port {
+            v.check(
+                admin == 0 || admin != self.port,
+                "admin_port",
+                "a port other than server.port (the admin endpoints must not be public), or no value",
+            );
+        }
+        v.check(self.max_connections > 0, "max_connections", "a number greater than 0");
+        v.check(
+            self.keep_alive_timeout >= Duration::from_millis(100),
+            "keep_alive_timeout",
+            "a duration of at least 100ms, such as 30s",
+        );
+        v.check(self.http2_max_concurrent_streams > 0, "http2_max_concurrent_streams", "a number greater than 0");
+        v.check(
+            self.max_header_size >= ByteSize::kib(8) && self.max_header_size <= ByteSize::mib(16),
+            "max_header_size",
+            "a size from 8KiB to 16MiB, such as 64KiB",
         );
     }
 }

@@ -14,7 +14,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -22,17 +26,36 @@ use crate::config::ServerConfig;
 
 /// The listener could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source} (is another process using the port? set server.port or APP_SERVER__PORT)")]
+#[error("cannot listen on {addr}: {source} (is another process using the port? set {key} or {env})")]
 pub struct BindError {
     addr: String,
+    key: &'static str,
+    env: &'static str,
     source: std::io::Error,
+}
+
+async fn bind_port(
+    cfg: &ServerConfig,
+    port: u16,
+    key: &'static str,
+    env: &'static str,
+) -> Result<TcpListener, BindError> {
+    let host = if cfg.host == "localhost" { "127.0.0.1" } else { cfg.host.as_str() };
+    let addr = format!("{host}:{port}");
+    TcpListener::bind(&addr).await.map_err(|source| BindError { addr, key, env, source })
 }
 
 /// Binds the listener of `cfg`.
 pub async fn bind(cfg: &ServerConfig) -> Result<TcpListener, BindError> {
-    let host = if cfg.host == "localhost" { "127.0.0.1" } else { cfg.host.as_str() };
-    let addr = format!("{host}:{}", cfg.port);
-    TcpListener::bind(&addr).await.map_err(|source| BindError { addr, source })
+    bind_port(cfg, cfg.port, "server.port", "APP_SERVER__PORT").await
+}
+
+/// Binds the admin listener of `cfg` (`server.admin_port`, on `server.host`), when it is set.
+pub async fn bind_admin(cfg: &ServerConfig) -> Result<Option<TcpListener>, BindError> {
+    match cfg.admin_port {
+        Some(port) => bind_port(cfg, port, "server.admin_port", "APP_SERVER__ADMIN_PORT").await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// How serving ended.
@@ -45,15 +68,42 @@ pub enum ServeOutcome {
 }
 
 /// Connection settings of [`serve_with`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServeOptions {
     /// Send an HTTP/2 PING on each connection this often; a peer that does not answer within
     /// 20 s is disconnected (`grpc.http2_keepalive_interval`). `None` (the default) sends none.
     pub http2_keepalive_interval: Option<Duration>,
+    /// Open connections at once; beyond that a connection is answered `503` and closed
+    /// (`server.max_connections`, default 10000).
+    pub max_connections: usize,
+    /// An HTTP/1 connection that sends no complete request head within this time is closed
+    /// (`server.keep_alive_timeout`, default 30 s).
+    pub keep_alive_timeout: Duration,
+    /// Concurrent streams per HTTP/2 connection (`server.http2_max_concurrent_streams`, 200).
+    pub http2_max_concurrent_streams: u32,
+    /// The largest request head, in bytes (`server.max_header_size`, 64 KiB).
+    pub max_header_size: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self::from_config(&ServerConfig::default())
+    }
 }
 
 impl ServeOptions {
+    /// The limits of the `server` section.
+    pub fn from_config(cfg: &ServerConfig) -> Self {
+        Self {
+            http2_keepalive_interval: None,
+            max_connections: cfg.max_connections.max(1),
+            keep_alive_timeout: cfg.keep_alive_timeout,
+            http2_max_concurrent_streams: cfg.http2_max_concurrent_streams,
+            max_header_size: cfg.max_header_size.as_usize(),
+        }
+    }
+
     /// Sets [`ServeOptions::http2_keepalive_interval`].
     #[must_use]
     pub fn http2_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
@@ -77,6 +127,11 @@ where
     serve_with(listener, router, stop, deadline, ServeOptions::default()).await
 }
 
+/// What a connection over `max_connections` gets before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 143\r\n\r\n\
+{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"Too many open connections; retry later.\",\"code\":\"unavailable\"}";
+
 /// [`serve`] with connection settings.
 pub async fn serve_with<F>(
     listener: TcpListener,
@@ -91,10 +146,19 @@ where
     // Materialise every route once (axum otherwise rebuilds handler services on each request).
     let router: Router = router.with_state(());
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.keep_alive_timeout)
+        .max_buf_size(options.max_header_size.max(8192));
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(options.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX));
     if let Some(interval) = options.http2_keepalive_interval {
-        builder.http2().timer(TokioTimer::new()).keep_alive_interval(interval);
+        h2.keep_alive_interval(interval);
     }
+    let capacity = Arc::new(Semaphore::new(options.max_connections));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
@@ -112,6 +176,10 @@ where
                         continue;
                     }
                 };
+                let Ok(permit) = capacity.clone().try_acquire_owned() else {
+                    refuse(stream, remote, &mut connections);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let router = router.clone();
                 let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
@@ -125,6 +193,7 @@ where
                     if let Err(e) = conn.await {
                         tracing::debug!(%remote, "connection ended with an error: {e}");
                     }
+                    drop(permit);
                 });
                 // Reap finished connections so the set does not grow.
                 while connections.try_join_next().is_some() {}
@@ -142,5 +211,32 @@ where
             while connections.join_next().await.is_some() {}
             Ok(ServeOutcome::DeadlineExceeded)
         }
+    }
+}
+
+/// Answers a connection over `max_connections` with `503` and closes it, within a second.
+fn refuse(mut stream: TcpStream, remote: SocketAddr, connections: &mut JoinSet<()>) {
+    tracing::debug!(%remote, "connection refused: server.max_connections reached");
+    metrics::counter!("http_connections_refused_total").increment(1);
+    connections.spawn(async move {
+        let write = async {
+            stream.write_all(OVER_CAPACITY).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OVER_CAPACITY;
+
+    #[test]
+    fn the_refusal_is_a_complete_response() {
+        let text = std::str::from_utf8(OVER_CAPACITY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(problem["status"], 503);
     }
 }

@@ -20,6 +20,9 @@ use microframework_telemetry::{LogHandle, LoggingConfig, Metrics, MetricsConfig}
 
 use crate::cli::Flags;
 
+/// Connections the admin listener serves at once (scrapers and probes, not clients).
+const ADMIN_MAX_CONNECTIONS: usize = 256;
+
 type ApiFn = Box<dyn FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send>;
 type RouterFn = Box<dyn FnOnce(&AppContext) -> Result<Router, BoxError> + Send>;
 type BuilderHook = Box<dyn FnOnce(AppBuilder, &AppContext) -> AppBuilder + Send>;
@@ -376,6 +379,11 @@ impl Service {
         let ctx = AppContext::new(self.name.clone(), config.clone());
         let listener = microframework_http::server::bind(&server).await?;
         let addr = listener.local_addr().map_err(|e| StartupError::Http(e.into()))?;
+        let admin_listener = microframework_http::server::bind_admin(&server).await?;
+        let admin_addr = match &admin_listener {
+            Some(l) => Some(l.local_addr().map_err(|e| StartupError::Http(e.into()))?),
+            None => None,
+        };
         #[cfg(feature = "grpc")]
         let grpc_listener = match &self.grpc {
             Some(_) => {
@@ -431,10 +439,11 @@ impl Service {
         #[cfg(feature = "grpc")]
         let mut grpc_server: Option<(tokio::net::TcpListener, axum::Router)> = None;
         // HTTP/2 keep-alive pings for gRPC connections, on whichever listener serves them.
+        // The `server` section's limits apply to every listener that serves HTTP.
         #[allow(unused_mut)]
-        let mut http_options = microframework_http::server::ServeOptions::default();
+        let mut http_options = microframework_http::server::ServeOptions::from_config(&server);
         #[cfg(feature = "grpc")]
-        let mut grpc_options = microframework_http::server::ServeOptions::default();
+        let mut grpc_options = microframework_http::server::ServeOptions::from_config(&server);
         #[cfg(feature = "grpc")]
         if let Some(build_grpc) = self.grpc.take() {
             let built = async {
@@ -513,6 +522,14 @@ impl Service {
                 grpc_options,
             ))
         });
+        let admin_task = admin_listener.zip(app.admin).map(|(listener, router)| {
+            let stop = stop_accepting.clone().cancelled_owned();
+            let options = microframework_http::server::ServeOptions::from_config(&ServerConfig {
+                max_connections: ADMIN_MAX_CONNECTIONS,
+                ..server.clone()
+            });
+            tokio::spawn(microframework_http::server::serve_with(listener, router, stop, shutdown.timeout, options))
+        });
         let task_ctx = ctx.clone();
         let mut components = std::mem::take(&mut self.components);
         let stop = stop_accepting.clone().cancelled_owned();
@@ -526,6 +543,13 @@ impl Service {
                     Ok(Ok(o)) => tracing::info!(outcome = ?o, "gRPC server stopped"),
                     Ok(Err(e)) => tracing::error!("gRPC server error: {e}"),
                     Err(e) => tracing::error!("gRPC server task failed: {e}"),
+                }
+            }
+            if let Some(t) = admin_task {
+                match t.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!("admin server error: {e}"),
+                    Err(e) => tracing::error!("admin server task failed: {e}"),
                 }
             }
             task_ctx.lifecycle().set_state(ServiceState::Draining);
@@ -542,11 +566,12 @@ impl Service {
             version = %self.version,
             env = %current.env(),
             address = %format!("http://{addr}"),
+            admin = ?admin_addr,
             grpc = ?grpc_addr,
             startup_ms = started.elapsed().as_millis() as u64,
             "service ready"
         );
-        Ok(RunningService { addr, grpc_addr, ctx, task })
+        Ok(RunningService { addr, admin_addr, grpc_addr, ctx, task })
     }
 }
 
@@ -697,6 +722,7 @@ async fn shutdown_signal() {
 /// A started service.
 pub struct RunningService {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     grpc_addr: Option<SocketAddr>,
     ctx: AppContext,
     task: JoinHandle<()>,
@@ -712,6 +738,11 @@ impl RunningService {
     /// The address the HTTP listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the admin listener (`server.admin_port`), when it is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The address of the separate gRPC listener, when gRPC has its own port.

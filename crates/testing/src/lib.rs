@@ -80,6 +80,23 @@ impl TestApp {
         self.running.as_ref().and_then(|r| r.grpc_addr())
     }
 
+    /// The admin listener's address, when `server.admin_port` is set.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.admin_addr())
+    }
+
+    /// The absolute URL of `path` on the admin listener.
+    ///
+    /// # Panics
+    ///
+    /// When the service has no admin listener (`server.admin_port` is not set).
+    pub fn admin_url(&self, path: &str) -> String {
+        match self.admin_addr() {
+            Some(addr) => format!("http://{addr}{path}"),
+            None => panic!("the service has no admin listener: set server.admin_port"),
+        }
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> &str {
         &self.base

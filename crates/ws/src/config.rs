@@ -45,6 +45,8 @@ impl SlowConsumerPolicy {
 ///   require_auth: true             # unset: follows auth.jwt.required
 ///   allowed_origins: []            # empty: any origin
 ///   max_rooms_per_connection: 100
+///   max_messages_per_second: 50    # per connection; faster senders are read slower
+///   message_burst: 100
 ///   close_timeout: 2s
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -82,6 +84,12 @@ pub struct WsConfig {
     /// Rooms a client may join with `join` messages (default `100`); the server's own
     /// [`Hub::join`](crate::Hub::join) calls are not limited.
     pub max_rooms_per_connection: usize,
+    /// Messages a connection may send per second, sustained (default 50). A client that sends
+    /// faster is read no faster than this (its messages wait in its socket, TCP slows it down, none
+    /// is lost), so one member flooding a room cannot fill the others' send queues.
+    pub max_messages_per_second: u32,
+    /// Messages a connection may send at once above the sustained rate (default 100).
+    pub message_burst: u32,
     /// How long closing waits for close frames to be written and answered: per connection, and
     /// for all connections at shutdown (default `2s`).
     #[serde(with = "humantime_serde")]
@@ -101,6 +109,8 @@ impl Default for WsConfig {
             require_auth: None,
             allowed_origins: Vec::new(),
             max_rooms_per_connection: 100,
+            max_messages_per_second: 50,
+            message_burst: 100,
             close_timeout: Duration::from_secs(2),
         }
     }
@@ -145,6 +155,8 @@ impl Validate for WsConfig {
             );
         }
         v.check(self.max_rooms_per_connection > 0, "max_rooms_per_connection", "a number greater than 0");
+        v.check(self.max_messages_per_second > 0, "max_messages_per_second", "a number greater than 0");
+        v.check(self.message_burst > 0, "message_burst", "a number greater than 0");
         v.check(
             self.close_timeout > Duration::ZERO && self.close_timeout <= Duration::from_secs(60),
             "close_timeout",

@@ -64,7 +64,8 @@ pub(crate) async fn run(
         ep.cfg.close_timeout,
         metrics.clone(),
     ));
-    let mut reader = Reader { stream, conn: conn.clone(), ep: ep.clone(), metrics: metrics.clone(), invalid: 0 };
+    let pace = Pace::new(ep.cfg.max_messages_per_second, ep.cfg.message_burst);
+    let mut reader = Reader { stream, conn: conn.clone(), ep: ep.clone(), metrics: metrics.clone(), invalid: 0, pace };
 
     let ended = match guarded(ep.handler.on_connect(&conn)).await {
         Ok(Ok(())) => reader.read_loop().await,
@@ -152,6 +153,36 @@ struct Reader {
     metrics: WsMetrics,
     /// Invalid messages in a row.
     invalid: u32,
+    /// The inbound message rate.
+    pace: Pace,
+}
+
+/// A token bucket for one connection's inbound messages (`max_messages_per_second`,
+/// `message_burst`).
+struct Pace {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pace {
+    fn new(per_second: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self { per_second: f64::from(per_second.max(1)), burst, tokens: burst, at: Instant::now() }
+    }
+
+    /// Takes a token; when there is none, how long until there is.
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return None;
+        }
+        Some(Duration::from_secs_f64((1.0 - self.tokens) / self.per_second))
+    }
 }
 
 impl Reader {
@@ -174,6 +205,18 @@ impl Reader {
                     return Ended::Requested;
                 }
             };
+            if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &frame
+                && let Some(wait) = self.pace.take(Instant::now())
+            {
+                // Over the message rate: hold this message, and the client's next ones, back.
+                tracing::trace!(connection = %self.peer().id, ?wait, "inbound message rate reached; pacing reads");
+                tokio::select! {
+                    biased;
+                    _ = closing.cancelled() => return Ended::Requested,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                self.pace.take(Instant::now());
+            }
             deadline = Instant::now() + timeout;
             match frame {
                 None => return Ended::Peer { code: None, text: String::new(), handshake: false },
@@ -404,6 +447,26 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pace_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut pace = Pace::new(10, 3);
+        for _ in 0..3 {
+            assert_eq!(pace.take(start), None);
+        }
+        let wait = pace.take(start).expect("the burst is spent");
+        assert!((Duration::from_millis(99)..=Duration::from_millis(101)).contains(&wait), "{wait:?}");
+        // A tenth of a second later there is one token again.
+        assert_eq!(pace.take(start + Duration::from_millis(100)), None);
+        assert!(pace.take(start + Duration::from_millis(100)).is_some());
+        // Idle time refills up to the burst, no further.
+        let later = start + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert_eq!(pace.take(later), None);
+        }
+        assert!(pace.take(later).is_some());
+    }
 
     #[test]
     fn only_sendable_close_codes_are_sent() {

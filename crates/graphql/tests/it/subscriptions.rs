@@ -144,3 +144,68 @@ async fn shutdown_closes_subscriptions() {
     }
     tokio::time::timeout(std::time::Duration::from_secs(10), stopping).await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped_and_the_connection_stays() {
+    let (app, lib) = spawn("graphql:\n  max_subscriptions_per_connection: 2\n").await;
+    let mut ws = Ws::connect(&app, "graphql-transport-ws", None).await;
+    ws.init(json!({})).await;
+    let subscribe =
+        |id: &str| json!({"id": id, "type": "subscribe", "payload": {"query": "subscription { bookAdded { id } }"}});
+    ws.send(subscribe("1")).await;
+    ws.send(subscribe("2")).await;
+    eventually(|| lib.subscribers() == 2).await;
+    // The third is refused with an error for its id; the others keep running.
+    ws.send(subscribe("3")).await;
+    let refused = ws.recv_json().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "3");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "TOO_MANY_SUBSCRIPTIONS", "{refused}");
+    assert_eq!(lib.subscribers(), 2);
+    // Completing one frees its place.
+    ws.send(json!({"id": "1", "type": "complete"})).await;
+    eventually(|| lib.subscribers() == 1).await;
+    ws.send(subscribe("4")).await;
+    eventually(|| lib.subscribers() == 2).await;
+    query(&app, r#"mutation { addBook(title: "Dune", authorId: 1) { id } }"#).await;
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let msg = ws.recv_json().await;
+        if msg["type"] == "next" {
+            ids.push(msg["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, ["2", "4"]);
+}
+
+#[tokio::test]
+async fn websocket_connections_beyond_the_cap_get_503() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (app, _lib) = spawn("graphql:\n  max_ws_connections: 1\n").await;
+    let mut first = Ws::connect(&app, "graphql-transport-ws", None).await;
+    first.init(json!({})).await;
+    let url = format!("{}/graphql/ws", app.base_url().replacen("http", "ws", 1));
+    let mut req = url.clone().into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+            assert_eq!(res.headers()["retry-after"], "5");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    // Closing the first frees its place.
+    drop(first);
+    let mut ok = false;
+    for _ in 0..100 {
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+        if tokio_tungstenite::connect_async(req).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a new connection is accepted once the first closed");
+}

@@ -76,7 +76,25 @@ async fn message_size_limits() {
     let status = client.say(SayRequest { padding: vec![1; 2048], ..say("big") }).await.unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     assert!(status.message().contains("the limit is: 1024 bytes"), "{status:?}");
+    // ... and the configured response limit (tonic's own default is unlimited).
+    let status = client.say(SayRequest { reply_padding: 2048, ..say("big reply") }).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("the limit is: 1024 bytes"), "{status:?}");
     assert!(client.say(say("small")).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_limit_above_tonics_own_needs_a_configured_server() {
+    let yaml = "grpc:\n  port: 0\n  max_decoding_message_size: 16MiB\n";
+    let builder = microframework_grpc::GrpcBuilder::new().add_service(EchoServer::new(Echo));
+    let err = builder.build(&crate::context(yaml)).await.unwrap_err().to_string();
+    assert!(err.contains("echo.v1.Echo") && err.contains("add_service_with"), "{err}");
+    // Built with the configured limits, the larger request goes through.
+    let server = TestServer::start(yaml, echo_builder()).await;
+    let mut client = server.client().await;
+    let reply = client.say(SayRequest { padding: vec![1; 6 * 1024 * 1024], ..say("big") }).await.unwrap();
+    assert_eq!(reply.into_inner().message, "big");
     server.stop().await;
 }
 

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -26,14 +27,27 @@ use crate::error::ProblemMarker;
 #[derive(Clone, Debug, Default)]
 pub struct ProblemLayer {
     body_limit: Option<u64>,
+    deadline: Option<Duration>,
 }
 
 impl ProblemLayer {
     /// `body_limit` makes the 413 message precise.
     pub fn new(body_limit: Option<u64>) -> Self {
-        Self { body_limit }
+        Self { body_limit, deadline: None }
+    }
+
+    /// Reads an error body to describe it only until `deadline` after the request arrived (the
+    /// request timeout), so that an error response whose body never ends cannot hold the request
+    /// past it; without a deadline, for at most [`UNBOUNDED_READ`].
+    #[must_use]
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
     }
 }
+
+/// How long an error body is read when no request deadline is configured.
+pub const UNBOUNDED_READ: Duration = Duration::from_secs(30);
 
 impl<S> Layer<S> for ProblemLayer {
     type Service = Problem<S>;
@@ -54,6 +68,8 @@ struct ReqInfo {
     uri: Uri,
     request_id: Option<HeaderValue>,
     matched: bool,
+    /// When reading an error body must stop: the request deadline.
+    read_until: Option<Instant>,
     cfg: ProblemLayer,
 }
 
@@ -77,6 +93,7 @@ where
             uri: req.uri().clone(),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
             matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
+            read_until: self.cfg.deadline.map(|d| Instant::now() + d),
             cfg: self.cfg.clone(),
         };
         ProblemFuture { state: State::Inner { fut: self.inner.call(req), info: Some(info) } }
@@ -128,9 +145,11 @@ where
                     }
                     let (parts, body) = res.into_parts();
                     let fut: Collecting = Box::pin(async move {
-                        let bytes = match Limited::new(body, 16 * 1024).collect().await {
-                            Ok(collected) => collected.to_bytes(),
-                            Err(_) => Bytes::new(),
+                        let until = info.read_until.unwrap_or_else(|| Instant::now() + UNBOUNDED_READ);
+                        let read = tokio::time::timeout_at(until.into(), Limited::new(body, 16 * 1024).collect());
+                        let bytes = match read.await {
+                            Ok(Ok(collected)) => collected.to_bytes(),
+                            Ok(Err(_)) | Err(_) => Bytes::new(),
                         };
                         // Problem details from elsewhere (an extractor's rejection) gain the
                         // request id and path; anything else is described from status and text.

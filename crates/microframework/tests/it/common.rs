@@ -39,6 +39,14 @@ pub(crate) fn service() -> Service {
         let flags = ctx.features().clone();
         Ok(Router::new()
             .route("/hello", get(|| async { "hi" }))
+            .route(
+                "/endless-error",
+                get(|| async {
+                    // An error whose body never ends: the problem layer must not wait for it.
+                    let body = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+                    (StatusCode::BAD_GATEWAY, microframework::axum::body::Body::from_stream(body))
+                }),
+            )
             .route("/slow", get(slow))
             .route(
                 "/panic",

@@ -160,3 +160,14 @@ async fn bad_query_parameters_are_400() {
     let (status, _) = problem(app.get("/slow?ms=soon").await).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn an_error_body_that_never_ends_is_cut_at_the_request_deadline() {
+    let app = TestApp::builder(service()).set("http.timeout.duration", "300ms").spawn().await;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), app.get("/endless-error"))
+        .await
+        .expect("answered within the deadline, not held by the body");
+    let (status, body) = problem(res).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["status"], 502, "{body}");
+}

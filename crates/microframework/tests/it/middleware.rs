@@ -126,3 +126,79 @@ async fn route_conflicts_are_start_up_errors_not_panics() {
     let err = TestApp::builder(svc).try_spawn().await.unwrap_err();
     assert!(err.to_string().contains("conflicting routes"), "{err}");
 }
+
+mod bounds {
+    use std::time::Duration;
+
+    use microframework_testing::TestApp;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use crate::common::service;
+
+    async fn read_all(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_limit_are_refused_with_503() {
+        let app = TestApp::builder(service()).set("server.max_connections", "2").spawn().await;
+        // Two idle keep-alive connections hold the capacity.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(app.local_addr()).await.unwrap();
+            s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 256];
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+            held.push(s);
+        }
+        let mut third = TcpStream::connect(app.local_addr()).await.unwrap();
+        let _ = third.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let answer = read_all(&mut third).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.contains("retry-after: 1") && answer.contains("\"status\":503"), "{answer}");
+        // A closed connection frees its slot.
+        drop(held.pop());
+        let mut ok = None;
+        for _ in 0..50 {
+            let res = app.client().get(app.url("/hello")).header("connection", "close").send().await;
+            if let Ok(r) = res
+                && r.status() == 200
+            {
+                ok = Some(());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok.is_some(), "the freed slot is used again");
+    }
+
+    #[tokio::test]
+    async fn idle_keep_alive_connections_are_closed() {
+        let app = TestApp::builder(service()).set("server.keep_alive_timeout", "300ms").spawn().await;
+        let mut s = TcpStream::connect(app.local_addr()).await.unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        // The response, then the server closes the idle connection: read_to_end returns.
+        let answer = read_all(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let mut probe = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut probe)).await;
+        assert!(matches!(closed, Ok(Ok(0))), "closed by the server: {closed:?}");
+        // A client trickling its headers is cut off too.
+        let mut slow = TcpStream::connect(app.local_addr()).await.unwrap();
+        slow.write_all(b"GET /hello HTTP/1.1\r\n").await.unwrap();
+        let answer = read_all(&mut slow).await;
+        assert!(!answer.contains("200 OK"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn oversized_headers_get_431() {
+        let app = TestApp::builder(service()).set("server.max_header_size", "8KiB").spawn().await;
+        let res = app.client().get(app.url("/hello")).header("x-big", "a".repeat(16 * 1024)).send().await.unwrap();
+        assert_eq!(res.status(), 431);
+        assert_eq!(app.get("/hello").await.status(), 200);
+    }
+}

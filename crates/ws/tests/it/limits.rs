@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use microframework_ws::DisconnectReason;
 use serde_json::{Value, json};
 
 use crate::common::{Server, closed, ping, recv, send};
@@ -69,4 +70,47 @@ async fn plain_http_requests_get_a_problem() {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let body: Value = res.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("WebSocket"), "{body}");
+}
+
+/// A member of `room` floods it with 4 KiB messages while another member reads nothing; returns
+/// how many connections were cut off as slow consumers once `done` says so, or after `within`.
+async fn flood_with_an_idle_member(yaml: &str, done: fn(usize) -> bool, within: Duration) -> usize {
+    use futures_util::SinkExt;
+    let server = Server::start(yaml).await;
+    let mut idle = server.connect().await;
+    crate::common::join(&mut idle, "room").await;
+    let mut flooder = server.connect().await;
+    crate::common::join(&mut flooder, "room").await;
+    let text = "x".repeat(4096);
+    // The server may read slower than this sends: TCP then blocks the sender, so it runs apart.
+    let sender = tokio::spawn(async move {
+        for _ in 0..300 {
+            let msg = json!({"type": "say", "room": "room", "data": {"text": text}}).to_string();
+            if flooder.send(tokio_tungstenite::tungstenite::Message::text(msg)).await.is_err() {
+                break;
+            }
+        }
+        flooder
+    });
+    let cut_off =
+        || server.chat.closed.lock().unwrap().iter().filter(|c| c.kind == DisconnectReason::SlowConsumer).count();
+    let deadline = tokio::time::Instant::now() + within;
+    while !done(cut_off()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sender.abort();
+    drop(idle);
+    cut_off()
+}
+
+#[tokio::test]
+async fn a_flooding_member_is_paced_so_the_others_are_not_cut_off() {
+    // Unpaced, the flood overflows the idle member's queue: it is cut off as a slow consumer (the
+    // flooder, reading nothing either, usually too).
+    let unpaced = "websocket:\n  send_queue: 4\n  max_messages_per_second: 1000000\n  message_burst: 1000000\n";
+    let cut = flood_with_an_idle_member(unpaced, |n| n >= 1, Duration::from_secs(20)).await;
+    assert!(cut >= 1, "the scenario makes a slow consumer");
+    // Paced at 5 messages a second, the server reads the flood no faster: nobody is cut off.
+    let paced = "websocket:\n  send_queue: 4\n  max_messages_per_second: 5\n  message_burst: 5\n";
+    assert_eq!(flood_with_an_idle_member(paced, |_| false, Duration::from_secs(2)).await, 0);
 }
