@@ -114,9 +114,14 @@ pub(crate) fn check_url(url: &str) -> Result<DbKind, String> {
         return Err(format!("a valid {kind} URL such as {example}; found `{shown}`, which is not a URL: {e}"));
     }
     let parsed = match kind {
+        #[cfg(feature = "sqlite")]
         DbKind::Sqlite => url.parse::<sqlx::sqlite::SqliteConnectOptions>().map(drop),
+        #[cfg(feature = "postgres")]
         DbKind::Postgres => url.parse::<sqlx::postgres::PgConnectOptions>().map(drop),
+        #[cfg(feature = "mysql")]
         DbKind::MySql => url.parse::<sqlx::mysql::MySqlConnectOptions>().map(drop),
+        #[allow(unreachable_patterns)]
+        other => return Err(crate::url::missing_driver(other)),
     };
     parsed.map(|()| kind).map_err(|e| {
         let reason = crate::url::scrub(&e.to_string(), url);

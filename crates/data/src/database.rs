@@ -1,19 +1,30 @@
 //! The [`Database`] handle: a connection pool for SQLite, PostgreSQL or MySQL.
 
+#[cfg(feature = "sqlite")]
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use microframework_core::{ConfigError, ConfigProblem, Validate, Validation};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "postgres")]
+use sqlx::PgPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 use sqlx::pool::PoolOptions;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, MySqlPool, PgPool, Pool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, Pool};
 
 use crate::config::{DatabaseConfig, check_url};
 use crate::error::DataError;
 use crate::migrate::Migrations;
-use crate::url::{DbKind, is_sqlite_memory, redact_url, scrub};
+#[cfg(feature = "sqlite")]
+use crate::url::is_sqlite_memory;
+use crate::url::{DbKind, redact_url, scrub};
 
 /// How long SQLite waits for a lock held by another connection before reporting "busy".
+#[cfg(feature = "sqlite")]
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pool of connections to one database. Cloning is cheap (the pool is shared).
@@ -21,14 +32,34 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pool tests each idle connection before handing it out and opens new ones as needed, so
 /// it recovers by itself once an unavailable database is back; meanwhile queries fail after
 /// [`DatabaseConfig::acquire_timeout`] with an error that maps to `Unavailable`.
+///
+/// Each variant exists with its Cargo feature (`sqlite`, `postgres`, `mysql`), so that a
+/// service compiles only the driver it uses.
 #[derive(Clone, Debug)]
 pub enum Database {
     /// A SQLite pool.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// A PostgreSQL pool.
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
     /// A MySQL or MariaDB pool.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
+}
+
+/// `$body` with `$pool` bound to the pool, whatever the database.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            #[cfg(feature = "sqlite")]
+            Database::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
+            Database::Postgres($pool) => $body,
+            #[cfg(feature = "mysql")]
+            Database::MySql($pool) => $body,
+        }
+    };
 }
 
 impl Database {
@@ -62,6 +93,7 @@ impl Database {
         let target = Target { url, section, connect_timeout: cfg.connect_timeout };
         let kind = check_url(url).map_err(|reason| target.invalid(reason))?;
         match kind {
+            #[cfg(feature = "sqlite")]
             DbKind::Sqlite => {
                 let memory = is_sqlite_memory(url);
                 let mut opts: SqliteConnectOptions =
@@ -78,28 +110,37 @@ impl Database {
                 }
                 Ok(Self::Sqlite(target.open(kind, opts, pool).await?))
             }
+            #[cfg(feature = "postgres")]
             DbKind::Postgres => {
                 let opts = url.parse().map_err(|e: sqlx::Error| target.invalid(e.to_string()))?;
                 Ok(Self::Postgres(target.open(kind, opts, pool_options(cfg)).await?))
             }
+            #[cfg(feature = "mysql")]
             DbKind::MySql => {
                 let opts = url.parse().map_err(|e: sqlx::Error| target.invalid(e.to_string()))?;
                 Ok(Self::MySql(target.open(kind, opts, pool_options(cfg)).await?))
             }
+            #[allow(unreachable_patterns)]
+            other => Err(target.invalid(crate::url::missing_driver(other))),
         }
     }
 
     /// The kind of database.
     pub fn kind(&self) -> DbKind {
         match self {
+            #[cfg(feature = "sqlite")]
             Self::Sqlite(_) => DbKind::Sqlite,
+            #[cfg(feature = "postgres")]
             Self::Postgres(_) => DbKind::Postgres,
+            #[cfg(feature = "mysql")]
             Self::MySql(_) => DbKind::MySql,
         }
     }
 
     /// The SQLite pool, if this is SQLite.
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(&self) -> Option<&SqlitePool> {
+        #[allow(unreachable_patterns)]
         match self {
             Self::Sqlite(p) => Some(p),
             _ => None,
@@ -107,7 +148,9 @@ impl Database {
     }
 
     /// The PostgreSQL pool, if this is PostgreSQL.
+    #[cfg(feature = "postgres")]
     pub fn postgres(&self) -> Option<&PgPool> {
+        #[allow(unreachable_patterns)]
         match self {
             Self::Postgres(p) => Some(p),
             _ => None,
@@ -115,7 +158,9 @@ impl Database {
     }
 
     /// The MySQL pool, if this is MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     pub fn mysql(&self) -> Option<&MySqlPool> {
+        #[allow(unreachable_patterns)]
         match self {
             Self::MySql(p) => Some(p),
             _ => None,
@@ -125,11 +170,7 @@ impl Database {
     /// Runs `SELECT 1`. Fails (see [`DataError::is_unavailable`]) when the database is down or
     /// the pool is closed.
     pub async fn ping(&self) -> Result<(), DataError> {
-        match self {
-            Self::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
-            Self::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
-            Self::MySql(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
-        }
+        with_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(drop)?);
         Ok(())
     }
 
@@ -139,31 +180,19 @@ impl Database {
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DataError> {
         let kind = self.kind();
         let migrator = migrations.get(kind).ok_or(DataError::NoMigrations(kind))?;
-        let result = match self {
-            Self::Sqlite(p) => migrator.run(p).await,
-            Self::Postgres(p) => migrator.run(p).await,
-            Self::MySql(p) => migrator.run(p).await,
-        };
+        let result = with_pool!(self, p => migrator.run(p).await);
         result.map_err(|cause| DataError::Migrate { kind, cause })
     }
 
     /// Closes the pool: waits for connections in use to be returned and closes all of them.
     /// Later queries fail with `PoolClosed` (which maps to `Unavailable`).
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(p) => p.close().await,
-            Self::Postgres(p) => p.close().await,
-            Self::MySql(p) => p.close().await,
-        }
+        with_pool!(self, p => p.close().await);
     }
 
     /// Whether [`Database::close`] was called.
     pub fn is_closed(&self) -> bool {
-        match self {
-            Self::Sqlite(p) => p.is_closed(),
-            Self::Postgres(p) => p.is_closed(),
-            Self::MySql(p) => p.is_closed(),
-        }
+        with_pool!(self, p => p.is_closed())
     }
 }
 
@@ -179,6 +208,7 @@ fn pool_options<DB: sqlx::Database>(cfg: &DatabaseConfig) -> PoolOptions<DB> {
 }
 
 /// SQLite creates the database file but not its directory.
+#[cfg(feature = "sqlite")]
 fn create_parent_dir(file: &Path, section: &str) -> Result<(), DataError> {
     match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::create_dir_all(dir)

@@ -132,12 +132,14 @@ pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
 }
 
 fn database_unavailable(db: &dyn DatabaseError) -> bool {
+    #[cfg(feature = "postgres")]
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         let code = pg.code();
         // 08: connection exception; 57P01-03: admin/crash shutdown, starting up;
         // 53300: too many connections.
         return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
     }
+    #[cfg(feature = "mysql")]
     if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
         // 1040 too many connections, 1053 server shutdown in progress, 1203 too many user
         // connections, 1927 connection killed (MariaDB), 2002/2003/2006/2013 connection lost,
@@ -145,6 +147,7 @@ fn database_unavailable(db: &dyn DatabaseError) -> bool {
         return my.code().is_some_and(|c| c.starts_with("08"))
             || matches!(my.number(), 1040 | 1053 | 1203 | 1927 | 2002 | 2003 | 2006 | 2013 | 4031);
     }
+    #[cfg(feature = "sqlite")]
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including their extended codes.
         let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -155,6 +158,7 @@ fn database_unavailable(db: &dyn DatabaseError) -> bool {
 
 /// The columns (or, failing that, the constraint) behind a unique violation.
 fn unique_target(db: &dyn DatabaseError) -> Option<String> {
+    #[cfg(feature = "postgres")]
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         // DETAIL: Key (email)=(a@example.com) already exists.
         if let Some(cols) = pg.detail().and_then(|d| d.strip_prefix("Key (")).and_then(|d| d.split_once(")=")) {
@@ -178,6 +182,7 @@ fn unique_target(db: &dyn DatabaseError) -> Option<String> {
 
 /// The column behind a not-null violation.
 fn not_null_column(db: &dyn DatabaseError) -> Option<String> {
+    #[cfg(feature = "postgres")]
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return pg.column().map(str::to_owned);
     }

@@ -36,7 +36,21 @@
 //!     Ok(email)
 //! }
 //! ```
+//!
+//! # Features
+//!
+//! | Feature | Default | What it adds |
+//! |---------|---------|--------------|
+//! | `sqlite` | no | the SQLite driver (bundled, no system library) and [`Database::Sqlite`] |
+//! | `postgres` | no | the PostgreSQL driver and [`Database::Postgres`] |
+//! | `mysql` | no | the MySQL/MariaDB driver and [`Database::MySql`] |
+//!
+//! Enable at least one; a service compiles only the drivers it names, and a `database.url` of
+//! another kind is a configuration error that names the missing feature.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("microframework-data needs at least one driver feature: sqlite, postgres or mysql");
 
 mod component;
 mod config;

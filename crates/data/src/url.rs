@@ -46,6 +46,41 @@ impl DbKind {
     }
 }
 
+impl DbKind {
+    /// The Cargo feature that compiles this kind's driver.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+        }
+    }
+
+    /// Whether this build has the driver for this kind.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Self::Sqlite => cfg!(feature = "sqlite"),
+            Self::Postgres => cfg!(feature = "postgres"),
+            Self::MySql => cfg!(feature = "mysql"),
+        }
+    }
+}
+
+/// The message for a URL whose driver this build does not have.
+pub(crate) fn missing_driver(kind: DbKind) -> String {
+    let compiled: Vec<&str> = [DbKind::Sqlite, DbKind::Postgres, DbKind::MySql]
+        .into_iter()
+        .filter(|k| k.is_compiled())
+        .map(DbKind::feature)
+        .collect();
+    format!(
+        "a database this service was built for: {kind} needs the `{feature}` feature of microframework \
+         (microframework = {{ ..., features = [\"{feature}\"] }}); this build has {compiled}",
+        feature = kind.feature(),
+        compiled = if compiled.is_empty() { "none".to_owned() } else { compiled.join(", ") },
+    )
+}
+
 impl fmt::Display for DbKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -199,6 +234,7 @@ pub(crate) fn default_url(service: &str) -> String {
 }
 
 /// Whether a SQLite URL names an in-memory database.
+#[cfg(feature = "sqlite")]
 pub(crate) fn is_sqlite_memory(url: &str) -> bool {
     url.contains(":memory:") || url.split_once('?').is_some_and(|(_, q)| q.split('&').any(|p| p == "mode=memory"))
 }

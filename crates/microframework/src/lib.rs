@@ -26,10 +26,15 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `sqlite` | yes | SQL databases through sqlx, SQLite being the embedded default |
-//! | `postgres` | no | PostgreSQL (same component, chosen by `database.url`) |
-//! | `mysql` | no | MySQL and MariaDB |
+//! | `sqlite` | yes | SQL databases through sqlx with the SQLite driver (the embedded default) |
+//! | `postgres` | no | the PostgreSQL driver (same component, chosen by `database.url`) |
+//! | `mysql` | no | the MySQL and MariaDB driver |
 //! | `data` | via the above | [`Service::database`], [`data`] |
+//!
+//! Each database feature compiles only its own driver: a service built with
+//! `default-features = false, features = ["postgres"]` contains neither SQLite nor MySQL, and a
+//! `database.url` for a driver that is not compiled in is a configuration error naming the
+//! feature to enable.
 //! | `grpc` | no | [`Service::grpc`]: tonic services with health, reflection, auth, metrics |
 //! | `graphql` | no | [`Service::graphql`]: schema at `/graphql`, subscriptions at `/graphql/ws`, offline GraphiQL |
 //! | `ws` | no | [`Service::websocket`]: rooms, broadcast, heartbeats, backpressure, close 1001 on shutdown |

@@ -20,9 +20,15 @@
 //! ```
 
 use std::path::PathBuf;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, MySqlConnection, PgConnection};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlConnection;
+#[cfg(feature = "postgres")]
+use sqlx::PgConnection;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use sqlx::{AssertSqlSafe, Connection};
 
 /// Environment variable naming the PostgreSQL server used by tests.
 pub const POSTGRES_URL_VAR: &str = "MF_TEST_POSTGRES_URL";
@@ -34,6 +40,7 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
 /// How long to wait for a test server before deciding it is unreachable.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The kind of a [`TestDatabase`].
@@ -69,6 +76,7 @@ impl TestDatabase {
     /// # Panics
     ///
     /// When the server is unreachable and `CI=true`, or when it refuses to create the database.
+    #[cfg(feature = "postgres")]
     pub async fn postgres() -> Option<Self> {
         let admin_url = env_url(POSTGRES_URL_VAR, DEFAULT_POSTGRES_URL);
         let mut conn = match connect_pg(&admin_url).await {
@@ -94,6 +102,7 @@ impl TestDatabase {
     /// # Panics
     ///
     /// When the server is unreachable and `CI=true`, or when it refuses to create the database.
+    #[cfg(feature = "mysql")]
     pub async fn mysql() -> Option<Self> {
         let admin_url = env_url(MYSQL_URL_VAR, DEFAULT_MYSQL_URL);
         let mut conn = match connect_mysql(&admin_url).await {
@@ -226,14 +235,17 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn env_url(var: &str, default: &str) -> String {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn unique_name() -> String {
     format!("mf_test_{}", uuid::Uuid::new_v4().simple())
 }
 
+#[cfg(feature = "postgres")]
 async fn connect_pg(url: &str) -> Result<PgConnection, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect(url)).await {
         Ok(Ok(c)) => Ok(c),
@@ -242,6 +254,7 @@ async fn connect_pg(url: &str) -> Result<PgConnection, String> {
     }
 }
 
+#[cfg(feature = "mysql")]
 async fn connect_mysql(url: &str) -> Result<MySqlConnection, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, MySqlConnection::connect(url)).await {
         Ok(Ok(c)) => Ok(c),
@@ -251,8 +264,10 @@ async fn connect_mysql(url: &str) -> Result<MySqlConnection, String> {
 }
 
 async fn drop_server_database(kind: TestDbKind, admin_url: &str, name: &str) -> Result<(), String> {
+    let _ = (admin_url, name);
     match kind {
         TestDbKind::Sqlite => Ok(()),
+        #[cfg(feature = "postgres")]
         TestDbKind::Postgres => {
             let mut conn = connect_pg(admin_url).await?;
             let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
@@ -261,6 +276,7 @@ async fn drop_server_database(kind: TestDbKind, admin_url: &str, name: &str) -> 
             let _ = conn.close().await;
             result
         }
+        #[cfg(feature = "mysql")]
         TestDbKind::MySql => {
             let mut conn = connect_mysql(admin_url).await?;
             let sql = format!("DROP DATABASE IF EXISTS `{name}`");
@@ -269,10 +285,14 @@ async fn drop_server_database(kind: TestDbKind, admin_url: &str, name: &str) -> 
             let _ = conn.close().await;
             result
         }
+        // Only the constructors above make server databases, each behind its feature.
+        #[allow(unreachable_patterns)]
+        _ => Ok(()),
     }
 }
 
 /// `scheme://auth@host:port/<old>?query` -> the same URL naming database `name`.
+#[cfg(any(feature = "postgres", feature = "mysql", test))]
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),

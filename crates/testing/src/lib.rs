@@ -227,15 +227,20 @@ impl TestAppBuilder {
             std::fs::write(dir.path().join(format!("config.{}.yaml", self.env)), yaml)
                 .map_err(|e| StartupError::Http(e.into()))?;
         }
-        let db_url =
-            self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/app.db?mode=rwc", dir.path().display()));
+        // A SQLite file of its own unless the test names a database (where SQLite is compiled in).
+        let db_url = self
+            .database_url
+            .clone()
+            .or_else(|| cfg!(feature = "sqlite").then(|| format!("sqlite://{}/app.db?mode=rwc", dir.path().display())));
         let mut sources = ConfigSources::new().dir(dir.path()).env(self.env.clone()).env_vars(self.vars.clone());
         sources = sources
             .set("server.host", "127.0.0.1")
             .set("server.port", "0")
             .set("grpc.host", "127.0.0.1")
-            .set("grpc.port", "0")
-            .set("database.url", db_url);
+            .set("grpc.port", "0");
+        if let Some(url) = db_url {
+            sources = sources.set("database.url", url);
+        }
         for (k, v) in &self.overrides {
             sources = sources.set(k.clone(), v.clone());
         }
