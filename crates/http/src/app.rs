@@ -159,6 +159,11 @@ impl AppBuilder {
             );
         }
 
+        crate::openapi::document_stack_responses(
+            &mut openapi,
+            crate::openapi::StackResponses { body_limit: http.body_limit.enabled, rate_limit: http.rate_limit.enabled },
+        );
+
         let mut app = user_router;
         for plain in self.plain {
             app = merge(app, plain)?;

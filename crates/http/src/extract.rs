@@ -29,10 +29,58 @@ fn is_json_content_type(parts: &http::HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Parses JSON bytes into `T`, mapping errors to problem details with the failing field.
+/// A deserializer that reads a struct only from a JSON object: serde_json also accepts an array
+/// of the fields in order (`[null, null]` for `{"name": null, "description": null}`), which no
+/// API document describes. Everything else is passed through. It applies to the top level, where
+/// request payloads are structs.
+struct ObjectsOnly<D>(D);
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<V: serde::de::Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
+                self.0.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    forward! {
+        deserialize_any(); deserialize_bool(); deserialize_i8(); deserialize_i16(); deserialize_i32();
+        deserialize_i64(); deserialize_i128(); deserialize_u8(); deserialize_u16(); deserialize_u32();
+        deserialize_u64(); deserialize_u128(); deserialize_f32(); deserialize_f64(); deserialize_char();
+        deserialize_str(); deserialize_string(); deserialize_bytes(); deserialize_byte_buf();
+        deserialize_option(); deserialize_unit(); deserialize_seq(); deserialize_map();
+        deserialize_identifier(); deserialize_ignored_any();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+/// Parses JSON bytes into `T`, mapping errors to problem details with the failing field. A
+/// struct is read from a JSON object only (not from an array of its fields).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize::<_, T>(&mut de);
+    let value = serde_path_to_error::deserialize::<_, T>(ObjectsOnly(&mut de));
     if value.is_ok() {
         de.end().map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}")))?;
     }
@@ -256,5 +304,18 @@ mod tests {
         let e = parse_json::<User>(br#"{"name":"a","age":1} trailing"#).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadRequest);
         assert!(parse_json::<User>(br#"{"name":"a","age":1}"#).is_ok());
+    }
+
+    #[test]
+    fn structs_come_from_objects_only() {
+        // serde_json alone would read `User { name: "a", age: 1 }` from this.
+        let e = parse_json::<User>(br#"["a", 1]"#).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation, "{e:?}");
+        assert!(e.0.fields()[0].message.contains("expected struct User"), "{:?}", e.0.fields());
+        // Other shapes are untouched: arrays of structs, options, plain values.
+        let users = parse_json::<Vec<User>>(br#"[{"name":"a","age":1}]"#).unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(parse_json::<Option<u8>>(b"null").unwrap().is_none());
+        assert_eq!(parse_json::<(u8, String)>(br#"[1, "x"]"#).unwrap().0, 1);
     }
 }

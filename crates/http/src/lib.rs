@@ -15,9 +15,11 @@ pub mod config;
 mod error;
 mod extract;
 pub mod middleware;
+pub mod openapi;
 mod pagination;
 mod routes;
 pub mod server;
+pub mod text;
 
 pub use app::{AppBuilder, BuiltApp};
 pub use config::{HttpConfig, ServerConfig};
@@ -25,7 +27,7 @@ pub use error::{ApiError, problem_response};
 pub use extract::{Json, Path, Query, Valid, field_errors, parse_json, validate};
 pub use middleware::RequestId;
 pub use middleware::auth::require_auth;
-pub use pagination::{MAX_PER_PAGE, Page, Pagination};
+pub use pagination::{MAX_PAGE, MAX_PER_PAGE, Page, Pagination};
 
 pub use axum;
 pub use utoipa;

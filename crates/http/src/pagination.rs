@@ -11,13 +11,17 @@ use crate::error::ApiError;
 
 /// Largest `per_page` accepted.
 pub const MAX_PER_PAGE: u32 = 100;
+/// Largest `page` accepted (deeper pages are a scan, not a use case).
+pub const MAX_PAGE: u32 = 1_000_000;
 
 /// `?page=1&per_page=20` (pages start at 1; `per_page` is 1 to 100, default 20).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// Both parameters are optional (the document says so through the serde default).
+#[serde(default)]
 pub struct Pagination {
-    /// Page number, from 1.
-    #[param(minimum = 1, default = 1)]
+    /// Page number, from 1 to 1000000.
+    #[param(minimum = 1, maximum = 1000000, default = 1)]
     pub page: u32,
     /// Items per page, 1 to 100.
     #[param(minimum = 1, maximum = 100, default = 20)]
@@ -58,8 +62,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
         let mut out = Pagination::default();
         if let Some(p) = raw.page {
             match p.parse::<u32>() {
-                Ok(n) if n >= 1 => out.page = n,
-                _ => err = err.with_field("page", "must be a whole number of at least 1"),
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => out.page = n,
+                _ => err = err.with_field("page", format!("must be a whole number from 1 to {MAX_PAGE}")),
             }
         }
         if let Some(p) = raw.per_page {

@@ -128,9 +128,21 @@ where
 }
 
 /// What a connection over `max_connections` gets before it is closed.
-const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
-retry-after: 1\r\nconnection: close\r\ncontent-length: 143\r\n\r\n\
-{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"Too many open connections; retry later.\",\"code\":\"unavailable\"}";
+static OVER_CAPACITY: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let body = microframework_core::ProblemDetails::new(
+        microframework_core::ErrorKind::Unavailable,
+        "Too many open connections; retry later.",
+    )
+    .to_json();
+    let mut out = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+});
 
 /// [`serve`] with connection settings.
 pub async fn serve_with<F>(
@@ -220,7 +232,7 @@ fn refuse(mut stream: TcpStream, remote: SocketAddr, connections: &mut JoinSet<(
     metrics::counter!("http_connections_refused_total").increment(1);
     connections.spawn(async move {
         let write = async {
-            stream.write_all(OVER_CAPACITY).await?;
+            stream.write_all(&OVER_CAPACITY).await?;
             stream.shutdown().await
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
@@ -233,7 +245,7 @@ mod tests {
 
     #[test]
     fn the_refusal_is_a_complete_response() {
-        let text = std::str::from_utf8(OVER_CAPACITY).unwrap();
+        let text = std::str::from_utf8(&OVER_CAPACITY).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
         let problem: serde_json::Value = serde_json::from_str(body).unwrap();
