@@ -235,9 +235,59 @@ impl From<DataError> for Error {
             SqlxKind::CheckViolation | SqlxKind::ExclusionViolation => {
                 Error::new(ErrorKind::Validation, "a value is not allowed by the database constraints").with_source(e)
             }
-            _ => Error::internal(e),
+            _ => match refused_value(db) {
+                // The client sent something the database cannot store: its fault, not ours.
+                Some(why) => Error::new(ErrorKind::Validation, why).with_source(e),
+                None => Error::internal(e),
+            },
         }
     }
+}
+
+/// Why the database refused a value the client sent, for data errors caused by input: text it
+/// cannot encode (PostgreSQL refuses NUL characters), values too long or out of range, text
+/// that does not parse as the column's type.
+fn refused_value(db: &dyn DatabaseError) -> Option<&'static str> {
+    // Not every driver reports every class (SQLite stores NUL and checks no range).
+    #[allow(dead_code)]
+    const ENCODING: &str = "a text value contains a character the database cannot store (such as NUL)";
+    const TOO_LONG: &str = "a value is longer than the database allows";
+    #[allow(dead_code)]
+    const RANGE: &str = "a value is out of the range the database allows";
+    const FORMAT: &str = "a value does not have the format the database expects";
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // Class 22: data exception.
+        return match pg.code() {
+            "22021" | "22P05" => Some(ENCODING),
+            "22001" => Some(TOO_LONG),
+            "22003" | "22008" => Some(RANGE),
+            "22007" | "22P02" => Some(FORMAT),
+            _ => None,
+        };
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return match my.number() {
+            1366 | 1300 => Some(ENCODING),
+            1406 => Some(TOO_LONG),
+            1264 | 1690 => Some(RANGE),
+            1292 | 1411 => Some(FORMAT),
+            _ => None,
+        };
+    }
+    #[cfg(feature = "sqlite")]
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_TOOBIG (18) and SQLITE_MISMATCH (20).
+        let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
+        return match code & 0xff {
+            18 => Some(TOO_LONG),
+            20 => Some(FORMAT),
+            _ => None,
+        };
+    }
+    let _ = db;
+    None
 }
 
 #[cfg(test)]

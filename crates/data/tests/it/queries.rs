@@ -95,6 +95,23 @@ async fn exercise(db: &Database, kind: DbKind) {
     let e = Error::from(insert_user(db, "young@example.com", Some("Young"), Some(-1)).await.unwrap_err());
     assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
 
+    // Values the client sent that the database refuses are the client's fault (4xx), not 500s.
+    match kind {
+        DbKind::Postgres => {
+            // PostgreSQL cannot store NUL in text.
+            let e = Error::from(insert_user(db, "nul@example.com", Some("a\u{0}b"), None).await.unwrap_err());
+            assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+            assert!(e.message().contains("cannot store"), "{e}");
+        }
+        DbKind::MySql => {
+            let long = "x".repeat(300);
+            let e = Error::from(insert_user(db, "long@example.com", Some(&long), None).await.unwrap_err());
+            assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+            assert!(e.message().contains("longer than"), "{e}");
+        }
+        DbKind::Sqlite => {}
+    }
+
     let e = Error::from(insert_post(db, 999_999).await.unwrap_err());
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     assert!(e.message().contains("refers to a record"), "{e}");
