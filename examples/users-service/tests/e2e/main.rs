@@ -9,6 +9,25 @@ use microframework::auth::JwtSigner;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_users-service");
+
+/// The variables the configuration files read with `${...}`.
+const CONFIG_VARIABLES: [&str; 2] = ["JWT_SECRET", "DATABASE_URL"];
+
+/// The service binary with a hermetic environment: no `APP_*` variable and none of the variables
+/// the configuration files interpolate leaks in from the caller's shell (direnv, CI variables);
+/// the test sets what it needs.
+fn service_command() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("APP_") || CONFIG_VARIABLES.contains(&k))
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
 const SECRET: &str = "e2e-test-secret-0123456789abcdef0123456789";
 
 struct Process(Child);
@@ -28,9 +47,8 @@ async fn serves_crud_and_exits_zero_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = service_command();
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("APP_ENV")
         .env("APP_SERVER__PORT", port.to_string())
         .env("APP_LOGGING__LEVEL", "warn")
         .stdout(Stdio::null())

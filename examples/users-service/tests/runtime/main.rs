@@ -43,10 +43,19 @@ struct Proc {
     _data: tempfile::TempDir,
 }
 
+/// The binary with a hermetic environment: no `APP_*` variable, and none of the variables the
+/// configuration interpolates, from the caller's shell.
 fn command(data: &Path) -> Command {
     let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("APP_") || matches!(k, "JWT_SECRET" | "DATABASE_URL"))
+        {
+            cmd.env_remove(&key);
+        }
+    }
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("APP_ENV")
         .env_remove("RUST_LOG")
         .env("JWT_SECRET", SECRET)
         .env(
