@@ -139,11 +139,13 @@ async fn a_slow_call_does_not_block_others() {
     let server = TestServer::start("grpc:\n  port: 0\n", echo_builder()).await;
     let mut slow = server.client().await;
     let mut fast = slow.clone();
-    let slow = tokio::spawn(async move { slow.say(crate::pb::SayRequest { delay_ms: 500, ..say("slow") }).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = std::time::Instant::now();
-    fast.say(say("fast")).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(450));
-    slow.await.unwrap().unwrap();
+    // Slower than any test run: it is still running when the fast call, on the same connection,
+    // has its answer.
+    let slow =
+        tokio::spawn(async move { slow.say(crate::pb::SayRequest { delay_ms: 60_000, ..say("calls-slow") }).await });
+    assert!(crate::eventually(Duration::from_secs(10), || async { crate::is_running("calls-slow") }).await);
+    assert_eq!(fast.say(say("fast")).await.unwrap().into_inner().message, "fast");
+    assert!(!slow.is_finished(), "the slow call is still running");
+    slow.abort();
     server.stop().await;
 }

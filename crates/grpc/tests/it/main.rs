@@ -69,6 +69,16 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone, Default)]
 pub(crate) struct Echo;
 
+/// The messages of the `Say` calls sleeping in the handler right now, so that tests can wait
+/// for a call to be running (an event) instead of for a while (a guess). Tests use unique
+/// messages.
+pub(crate) static RUNNING: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether a `Say` call with `message` is running in the handler.
+pub(crate) fn is_running(message: &str) -> bool {
+    RUNNING.lock().unwrap().iter().any(|m| m == message)
+}
+
 #[tonic::async_trait]
 impl pb::echo_server::Echo for Echo {
     async fn say(&self, req: Request<SayRequest>) -> Result<Response<SayReply>, Status> {
@@ -76,6 +86,15 @@ impl pb::echo_server::Echo for Echo {
         let from_extensions = microframework_grpc::request_id(&req).map(ToString::to_string);
         let req = req.into_inner();
         if req.delay_ms > 0 {
+            /// Takes the message off [`RUNNING`] when the call ends, or is cancelled.
+            struct Running(String);
+            impl Drop for Running {
+                fn drop(&mut self) {
+                    RUNNING.lock().unwrap().retain(|m| *m != self.0);
+                }
+            }
+            RUNNING.lock().unwrap().push(req.message.clone());
+            let _running = Running(req.message.clone());
             tokio::time::sleep(Duration::from_millis(req.delay_ms.into())).await;
         }
         if !req.error.is_empty() {
