@@ -17,12 +17,13 @@ use crate::options::{FrameworkSource, Options, ResourceNames};
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
-/// Whether a file is regenerated or owned by the user once written.
+/// Who owns a file once it is written; recorded for each file in the manifest.
+///
+/// Every template is user-owned today, so there is one policy. A file that a future `update`
+/// would rewrite needs a policy of its own, added together with that command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
-    /// Fully generated (starts with a `@generated` header); regenerated on upgrade.
-    Always,
     /// Written once; afterwards the user owns it.
     Once,
 }
@@ -160,8 +161,7 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         if contents.trim().is_empty() || out_path.split('/').any(str::is_empty) {
             continue;
         }
-        let policy =
-            if contents.lines().take(3).any(|l| l.contains("@generated")) { Policy::Always } else { Policy::Once };
+        let policy = Policy::Once;
         let executable = out_path.ends_with(".sh");
         files.push(File { path: PathBuf::from(out_path), contents, policy, executable });
     }
