@@ -7,13 +7,99 @@
 //!
 //! The tools come from `.ci/run` (a virtualenv in ~/.cache/microframework-tools with helm
 //! unpacked into it, and Debian's kubectl for `kubectl kustomize`).
+//!
+//! Every rendering (the plain manifests, both overlays, the chart) is also read back as YAML and
+//! checked for what a cluster would do with it: the probes and the Prometheus annotations use the
+//! admin port, the Service exposes it under its own name while the Ingress routes only to `http`.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
+use serde::Deserialize;
+use serde_yaml::Value;
+
 use common::{generate, tool};
+
+const ADMIN_PORT: u64 = 9090;
+
+/// The documents of a multi-document YAML stream.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text).map(|d| Value::deserialize(d).unwrap()).filter(|v| !v.is_null()).collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"].as_str() == Some(kind)).collect()
+}
+
+fn the<'a>(docs: &'a [Value], kind: &str, label: &str) -> &'a Value {
+    let found = of_kind(docs, kind);
+    assert_eq!(found.len(), 1, "{label}: expected one {kind}, found {}", found.len());
+    found[0]
+}
+
+fn seq(v: &Value) -> &[Value] {
+    v.as_sequence().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn named<'a>(list: &'a Value, name: &str) -> Option<&'a Value> {
+    seq(list).iter().find(|p| p["name"].as_str() == Some(name))
+}
+
+/// The Deployment, Service and Ingress of one rendering route and probe as documented.
+fn check_ports_and_probes(label: &str, docs: &[Value], grpc: bool) {
+    let deployment = the(docs, "Deployment", label);
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["prometheus.io/port"].as_str(),
+        Some("9090"),
+        "{label}: Prometheus scrapes the admin port"
+    );
+    let container = &pod["spec"]["containers"][0];
+    let admin = named(&container["ports"], "admin").unwrap_or_else(|| panic!("{label}: no container port `admin`"));
+    assert_eq!(admin["containerPort"].as_u64(), Some(ADMIN_PORT), "{label}");
+    assert_eq!(
+        named(&container["env"], "APP_SERVER__ADMIN_PORT").and_then(|e| e["value"].as_str()),
+        Some("9090"),
+        "{label}: the service is told its admin port"
+    );
+    for probe in ["startupProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["port"].as_str(), Some("admin"), "{label}: {probe}");
+    }
+    let readiness = &container["readinessProbe"];
+    if grpc {
+        assert_eq!(readiness["grpc"]["port"].as_u64(), Some(50051), "{label}: gRPC readiness stays on the gRPC port");
+    } else {
+        assert_eq!(readiness["httpGet"]["port"].as_str(), Some("admin"), "{label}: readinessProbe");
+    }
+    let service = the(docs, "Service", label);
+    let admin = named(&service["spec"]["ports"], "admin").unwrap_or_else(|| panic!("{label}: no Service port `admin`"));
+    assert_eq!((admin["port"].as_u64(), admin["targetPort"].as_str()), (Some(ADMIN_PORT), Some("admin")), "{label}");
+    let http = named(&service["spec"]["ports"], "http").unwrap_or_else(|| panic!("{label}: no Service port `http`"));
+    assert_eq!(http["targetPort"].as_str(), Some("http"), "{label}");
+    for ingress in of_kind(docs, "Ingress") {
+        for rule in seq(&ingress["spec"]["rules"]) {
+            for path in seq(&rule["http"]["paths"]) {
+                let port = &path["backend"]["service"]["port"];
+                assert_eq!(port["name"].as_str(), Some("http"), "{label}: the Ingress routes only to `http`: {port:?}");
+            }
+        }
+    }
+}
+
+/// The plain manifests of deployments/kubernetes, as one stream.
+fn base_documents(dir: &Path, manifests: &[String]) -> Vec<Value> {
+    manifests.iter().flat_map(|m| documents(&std::fs::read_to_string(dir.join(m)).unwrap())).collect()
+}
+
+/// The production configuration: in the service's configs/ and in the ConfigMap.
+fn check_prod_config(label: &str, prod: &Value, grpc: bool) {
+    assert_eq!(prod["server"]["admin_port"].as_u64(), Some(ADMIN_PORT), "{label}: {prod:?}");
+    if grpc {
+        assert_eq!(prod["grpc"]["reflection"].as_bool(), Some(false), "{label}: no reflection in prod");
+    }
+}
 
 fn run(program: &Path, args: &[&str], cwd: &Path) -> String {
     let out = Command::new(program).args(args).current_dir(cwd).output().unwrap();
@@ -59,8 +145,21 @@ fn generated_deployment_files_validate_offline() {
         if let Some(y) = &yamllint {
             run(y, &["--strict", "-c", ".yamllint.yaml", "."], &dir);
         }
+        let grpc = flags.contains(&"--type=grpc");
         let manifests = k8s_manifests(&dir);
         assert!(manifests.len() >= 5, "{name}: {manifests:?}");
+        let base = base_documents(&dir, &manifests);
+        check_ports_and_probes(&format!("{name}/base"), &base, grpc);
+        let configs = dir.join("configs");
+        let prod: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(configs.join("config.prod.yaml")).unwrap()).unwrap();
+        check_prod_config(&format!("{name}/config.prod.yaml"), &prod, grpc);
+        let dev: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(configs.join("config.dev.yaml")).unwrap()).unwrap();
+        assert!(dev["server"]["admin_port"].is_null(), "{name}: no admin port in dev");
+        let configmap = the(&base, "ConfigMap", name);
+        let prod: Value = serde_yaml::from_str(configmap["data"]["config.prod.yaml"].as_str().unwrap()).unwrap();
+        check_prod_config(&format!("{name}/configmap"), &prod, grpc);
         if let Some(v) = &validate {
             let mut args = vec!["--strict"];
             args.extend(manifests.iter().map(String::as_str));
@@ -73,7 +172,7 @@ fn generated_deployment_files_validate_offline() {
                 let file = dir.join(format!("rendered-{overlay}.yaml"));
                 std::fs::write(&file, &rendered).unwrap();
                 run(v, &["--strict", file.to_str().unwrap()], &dir);
-                assert!(rendered.contains("kind: Deployment"), "{name}/{overlay}: {rendered}");
+                check_ports_and_probes(&format!("{name}/{overlay}"), &documents(&rendered), grpc);
             }
         }
         if let (Some(h), Some(v)) = (&helm, &validate) {
@@ -89,6 +188,14 @@ fn generated_deployment_files_validate_offline() {
                 let file = dir.join(format!("helm-{i}.yaml"));
                 std::fs::write(&file, &rendered).unwrap();
                 run(v, &["--strict", file.to_str().unwrap()], &dir);
+                let docs = documents(&rendered);
+                check_ports_and_probes(&format!("{name}/helm-{i}"), &docs, grpc);
+                let config: Value =
+                    serde_yaml::from_str(the(&docs, "ConfigMap", name)["data"]["config.yaml"].as_str().unwrap())
+                        .unwrap();
+                if grpc {
+                    assert_eq!(config["grpc"]["reflection"].as_bool(), Some(false), "{name}/helm-{i}");
+                }
             }
         }
         if let Some(h) = &hadolint {
@@ -102,6 +209,7 @@ fn generated_deployment_files_validate_offline() {
         for probe in ["/health/live", "runAsNonRoot: true", "resources:"] {
             assert!(deployment.contains(probe), "{name}: deployment lacks {probe}");
         }
+        assert!(dockerfile.contains("EXPOSE 8080 9090"), "{name}: the admin port is exposed");
         if flags.contains(&"--type=grpc") {
             // gRPC services are ready when grpc.health.v1 says SERVING, which follows /health/ready.
             assert!(

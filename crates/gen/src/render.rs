@@ -72,6 +72,8 @@ struct Context<'a> {
     auth: &'a str,
     resource: ResourceNames,
     port: u16,
+    /// `server.admin_port` of the production configuration: `/metrics` and readiness details.
+    admin_port: u16,
     grpc_port: u16,
     /// One pod only: SQLite (a single-writer file) or in-process state such as WebSocket rooms.
     single_replica: bool,
@@ -109,6 +111,7 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         auth: options.auth.as_str(),
         resource: ResourceNames::new(&options.resource),
         port: 8080,
+        admin_port: 9090,
         grpc_port: 50051,
         single_replica: options.database == DatabaseKind::Sqlite || options.service_type == ServiceType::Websocket,
         generator_version: GENERATOR_VERSION,

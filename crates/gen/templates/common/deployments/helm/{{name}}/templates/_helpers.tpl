@@ -53,6 +53,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+The container port of the probes and of /metrics: the admin listener when there is one.
+*/}}
+{{- define "microframework.adminPortName" -}}
+{{- if .Values.adminPort }}admin{{ else }}http{{ end }}
+{{- end }}
+
+{{/*
 The Secret the pods read their environment from: an existing one, or the one this chart creates
 from .Values.secrets. Empty when there is none.
 */}}
