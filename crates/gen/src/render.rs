@@ -10,6 +10,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::GENERATOR_VERSION;
+use crate::docker::{BuildLayout, compose_framework_path};
 use crate::error::GenError;
 use crate::manifest::Manifest;
 use crate::options::{DatabaseKind, ServiceType};
@@ -81,6 +82,12 @@ struct Context<'a> {
     rust_version: &'a str,
     framework_path: Option<String>,
     framework_version: Option<&'a str>,
+    /// The build stage's directory of the service (the Dockerfile's `WORKDIR`).
+    docker_workdir: String,
+    /// Where the build stage puts the framework checkout (path dependency only).
+    docker_framework_dir: Option<String>,
+    /// The framework checkout as seen from `deployments/docker/` (path dependency only).
+    compose_framework_path: Option<String>,
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut BTreeMap<PathBuf, &'a include_dir::File<'a>>, root: &Path) {
@@ -102,6 +109,13 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         FrameworkSource::Path(p) => (Some(p.display().to_string()), None),
         FrameworkSource::Version(v) => (None, Some(v.as_str())),
     };
+    let (docker_workdir, docker_framework_dir, compose_framework_path) = match &options.framework {
+        FrameworkSource::Path(p) => {
+            let layout = BuildLayout::new(&options.name, p);
+            (layout.workdir, Some(layout.framework_dir), Some(compose_framework_path(p)))
+        }
+        FrameworkSource::Version(_) => (format!("/usr/src/{}", options.name), None, None),
+    };
     let ctx = Context {
         name: &options.name,
         crate_name: options.name.to_snake_case(),
@@ -118,6 +132,9 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         rust_version: "1.94",
         framework_path,
         framework_version,
+        docker_workdir,
+        docker_framework_dir,
+        compose_framework_path,
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
