@@ -178,7 +178,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         other => Failure::failed(other.to_string()),
     })?;
     if let FrameworkSource::Path(root) = &framework {
-        seed_lockfile(&dir.join(root), &dir);
+        seed_lockfile(&dir.join(root), &dir, &options);
     }
     if !args.no_git {
         match Command::new("git").args(["init", "-q"]).current_dir(&dir).status() {
@@ -254,25 +254,53 @@ fn relative_to_service(root: &Path, dir: &Path) -> Result<PathBuf, Failure> {
 
 /// Starts the service's lockfile from the framework's, so that it builds with the same, tested
 /// dependency versions (and reuses their compiled artifacts); cargo then trims what is unused.
-fn seed_lockfile(root: &Path, dir: &Path) {
+///
+/// Every service gets one, because the image builds every service as a workspace of its own
+/// (`COPY Cargo.toml Cargo.lock`, `cargo build --locked`). A service inside the checkout that is
+/// a member of its workspace (such as examples/) builds with the workspace's lockfile on the
+/// disk, where cargo trims nothing in the service's directory; its own lockfile is trimmed in a
+/// scratch copy that depends on the checkout by absolute path (a lockfile records no paths).
+fn seed_lockfile(root: &Path, dir: &Path, options: &Options) {
     let lock = root.join("Cargo.lock");
     if !lock.is_file() || dir.join("Cargo.lock").exists() {
         return;
     }
-    // A service inside the framework checkout (examples/) is a member of its workspace and uses
-    // the workspace's lockfile; target/ is excluded from the workspace, so services there do not.
-    if let (Ok(root), Ok(dir)) = (root.canonicalize(), dir.canonicalize())
-        && dir.starts_with(&root)
-        && !dir.starts_with(root.join("target"))
-    {
+    // target/ is excluded from the framework's workspace, so services there are not members.
+    let member = match (root.canonicalize(), dir.canonicalize()) {
+        (Ok(root), Ok(dir)) => dir.starts_with(&root) && !dir.starts_with(root.join("target")),
+        _ => false,
+    };
+    if !member {
+        if std::fs::copy(&lock, dir.join("Cargo.lock")).is_ok() {
+            trim_lockfile(dir);
+        }
         return;
     }
-    if std::fs::copy(&lock, dir.join("Cargo.lock")).is_ok() {
-        let _ = Command::new("cargo")
-            .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
-            .arg(dir.join("Cargo.toml"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+    let Ok(root) = root.canonicalize() else { return };
+    let scratch = std::env::temp_dir().join(format!("microframework-lock-{}-{}", std::process::id(), options.name));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let standalone = Options { framework: FrameworkSource::Path(root), ..options.clone() };
+    let trimmed = render(&standalone).is_ok_and(|project| write_new(&project, &scratch, false).is_ok())
+        && std::fs::copy(&lock, scratch.join("Cargo.lock")).is_ok()
+        && trim_lockfile(&scratch)
+        && std::fs::copy(scratch.join("Cargo.lock"), dir.join("Cargo.lock")).is_ok();
+    let _ = std::fs::remove_dir_all(&scratch);
+    if !trimmed {
+        eprintln!(
+            "warning: could not write Cargo.lock (cargo metadata failed); the image build needs one: \
+             see deployments/docker/Dockerfile"
+        );
     }
+}
+
+/// `cargo metadata --offline` on the service: resolves it against its lockfile and drops what it
+/// does not use. Whether it succeeded.
+fn trim_lockfile(dir: &Path) -> bool {
+    Command::new("cargo")
+        .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -1,9 +1,9 @@
 //! The MicroFramework service generator.
 //!
-//! Templates are embedded in the binary (include_dir) and rendered with minijinja. A template
-//! whose output starts with a `@generated` header is *always* regenerated; any other file is
-//! user-owned and written *once*. Output is deterministic: the same options give the same bytes
-//! (Rust files are formatted with rustfmt when it is installed).
+//! Templates are embedded in the binary (include_dir) and rendered with minijinja. Every file is
+//! user-owned once written ([`Policy::Once`]); the manifest records each file's hash as generated.
+//! Output is deterministic: the same options give the same bytes (Rust files are formatted with
+//! rustfmt when it is installed).
 //!
 //! ```no_run
 //! use microframework_gen::{FrameworkSource, Options, render, write_new};
@@ -14,6 +14,7 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod docker;
 mod error;
 mod format;
 mod manifest;

@@ -1,5 +1,7 @@
-//! `.microframework.toml`: generator version, options and the hash of every written file, so
-//! that `add` and upgrades can tell which files the user changed.
+//! `.microframework.toml`: generator version, options and the hash of every written file as
+//! generated. Nothing reads it yet beyond [`Manifest::read`] and [`Manifest::modified_files`]; it
+//! is written so that later commands (such as an `add` or `update`) can tell generated files from
+//! files the user edited, also in services generated before those commands exist.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +19,7 @@ pub const MANIFEST_FILE: &str = ".microframework.toml";
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// `always` or `once`.
+    /// Who owns the file (`once`: the user, once written).
     pub policy: Policy,
     /// SHA-256 of the contents as generated, in hex.
     pub sha256: String,
@@ -57,7 +59,7 @@ impl Manifest {
     pub fn to_toml(&self) -> Result<String, GenError> {
         let body = toml::to_string_pretty(self).map_err(|e| GenError::Manifest(e.to_string()))?;
         Ok(format!(
-            "# Written by `microframework new`; used by `microframework add` and upgrades to tell generated files\n# from files you changed. Keep it in version control.\n{body}"
+            "# Written by `microframework new`: the generator version, the options and the SHA-256 of each file\n# as generated, so that later tooling (a future `microframework add` or `update`) can tell generated\n# files from files you edited. Keep it in version control.\n{body}"
         ))
     }
 

@@ -10,6 +10,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::GENERATOR_VERSION;
+use crate::docker::{BuildLayout, compose_framework_path};
 use crate::error::GenError;
 use crate::manifest::Manifest;
 use crate::options::{DatabaseKind, ServiceType};
@@ -17,12 +18,13 @@ use crate::options::{FrameworkSource, Options, ResourceNames};
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
-/// Whether a file is regenerated or owned by the user once written.
+/// Who owns a file once it is written; recorded for each file in the manifest.
+///
+/// Every template is user-owned today, so there is one policy. A file that a future `update`
+/// would rewrite needs a policy of its own, added together with that command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
-    /// Fully generated (starts with a `@generated` header); regenerated on upgrade.
-    Always,
     /// Written once; afterwards the user owns it.
     Once,
 }
@@ -71,6 +73,8 @@ struct Context<'a> {
     auth: &'a str,
     resource: ResourceNames,
     port: u16,
+    /// `server.admin_port` of the production configuration: `/metrics` and readiness details.
+    admin_port: u16,
     grpc_port: u16,
     /// One pod only: SQLite (a single-writer file) or in-process state such as WebSocket rooms.
     single_replica: bool,
@@ -78,6 +82,12 @@ struct Context<'a> {
     rust_version: &'a str,
     framework_path: Option<String>,
     framework_version: Option<&'a str>,
+    /// The build stage's directory of the service (the Dockerfile's `WORKDIR`).
+    docker_workdir: String,
+    /// Where the build stage puts the framework checkout (path dependency only).
+    docker_framework_dir: Option<String>,
+    /// The framework checkout as seen from `deployments/docker/` (path dependency only).
+    compose_framework_path: Option<String>,
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut BTreeMap<PathBuf, &'a include_dir::File<'a>>, root: &Path) {
@@ -99,6 +109,13 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         FrameworkSource::Path(p) => (Some(p.display().to_string()), None),
         FrameworkSource::Version(v) => (None, Some(v.as_str())),
     };
+    let (docker_workdir, docker_framework_dir, compose_framework_path) = match &options.framework {
+        FrameworkSource::Path(p) => {
+            let layout = BuildLayout::new(&options.name, p);
+            (layout.workdir, Some(layout.framework_dir), Some(compose_framework_path(p)))
+        }
+        FrameworkSource::Version(_) => (format!("/usr/src/{}", options.name), None, None),
+    };
     let ctx = Context {
         name: &options.name,
         crate_name: options.name.to_snake_case(),
@@ -108,12 +125,16 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         auth: options.auth.as_str(),
         resource: ResourceNames::new(&options.resource),
         port: 8080,
+        admin_port: 9090,
         grpc_port: 50051,
         single_replica: options.database == DatabaseKind::Sqlite || options.service_type == ServiceType::Websocket,
         generator_version: GENERATOR_VERSION,
         rust_version: "1.94",
         framework_path,
         framework_version,
+        docker_workdir,
+        docker_framework_dir,
+        compose_framework_path,
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
@@ -160,8 +181,7 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         if contents.trim().is_empty() || out_path.split('/').any(str::is_empty) {
             continue;
         }
-        let policy =
-            if contents.lines().take(3).any(|l| l.contains("@generated")) { Policy::Always } else { Policy::Once };
+        let policy = Policy::Once;
         let executable = out_path.ends_with(".sh");
         files.push(File { path: PathBuf::from(out_path), contents, policy, executable });
     }

@@ -88,12 +88,22 @@ fn custom_resource_names_flow_through() {
 #[test]
 fn policies_and_manifest() {
     let p = render(&options(DatabaseKind::Sqlite, AuthKind::None)).unwrap();
-    assert!(p.files.iter().all(|f| f.policy == Policy::Once || f.contents.contains("@generated")));
     let m = p.manifest();
     assert_eq!(m.files.len(), p.files.len());
     assert!(m.files["src/main.rs"].sha256.len() == 64);
+    assert_eq!(m.files["src/main.rs"].policy, Policy::Once);
     let text = m.to_toml().unwrap();
-    assert!(text.contains("generator_version"));
+    assert!(text.contains("generator_version") && text.contains("policy = \"once\""), "{text}");
+    // The header describes what the file is for without claiming commands that do not exist.
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    assert!(!header.is_empty() && header.iter().all(|l| !l.contains("used by")), "{header:?}");
+    // It reads back as written, and then finds no file changed.
+    let dir = tempfile::tempdir().unwrap();
+    microframework_gen::write_new(&p, dir.path(), true).unwrap();
+    assert_eq!(microframework_gen::Manifest::read(dir.path()).unwrap(), m);
+    assert!(m.modified_files(dir.path()).is_empty());
+    std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+    assert_eq!(m.modified_files(dir.path()), ["src/main.rs"]);
 }
 
 #[test]

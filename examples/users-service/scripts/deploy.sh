@@ -17,6 +17,9 @@ Options:
   --tag TAG          image tag (default: latest, or $TAG) for docker and helm
   --namespace NS     Helm namespace (default: users-service, or $NAMESPACE)
   --release NAME     Helm release (default: users-service, or $RELEASE)
+  --existing-secret NAME
+                     helm: use this Secret (keys JWT_SECRET) instead of
+                     the chart's (default: $EXISTING_SECRET)
   --push             docker: push the image after building it
   --dry-run          print what would be built or applied, change nothing:
                        docker: the commands; k8s: kubectl kustomize; helm: helm template
@@ -24,6 +27,10 @@ Options:
 
 The k8s image and tag come from the overlay's `images:` (edit it, or run
 `kustomize edit set image users-service=REGISTRY/users-service:TAG` in the overlay directory).
+
+helm reads JWT_SECRET from the environment and passes it to the chart,
+which refuses its change-me placeholders (the values are never printed), e.g.
+  JWT_SECRET="$(openssl rand -base64 48)" scripts/deploy.sh helm --image REGISTRY/users-service --tag TAG
 USAGE
 }
 
@@ -33,6 +40,7 @@ image="${IMAGE:-users-service}"
 tag="${TAG:-latest}"
 namespace="${NAMESPACE:-users-service}"
 release="${RELEASE:-users-service}"
+existing_secret="${EXISTING_SECRET:-}"
 push=false
 dry_run=false
 # The MicroFramework checkout this service depends on by path (see deployments/docker/Dockerfile).
@@ -48,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
     --namespace) namespace="${2:?--namespace needs a value}"; shift 2 ;;
     --release) release="${2:?--release needs a value}"; shift 2 ;;
+    --existing-secret) existing_secret="${2:?--existing-secret needs a value}"; shift 2 ;;
     --push) push=true; shift ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -104,12 +113,21 @@ case "${target}" in
   helm)
     require helm
     chart="deployments/helm/users-service"
+    values=(--set-string "image.repository=${image}" --set-string "image.tag=${tag}")
+    if [[ -n "${existing_secret}" ]]; then
+      values+=(--set-string "existingSecret=${existing_secret}")
+    fi
+    # The secrets go to helm but never to the terminal (`run` would print them).
+    secret_args=()
+    if [[ -n "${JWT_SECRET:-}" ]]; then
+      secret_args+=(--set-string "secrets.JWT_SECRET=${JWT_SECRET}")
+    fi
     if [[ "${dry_run}" == true ]]; then
-      helm template "${release}" "${chart}" --namespace "${namespace}" \
-        --set-string "image.repository=${image}" --set-string "image.tag=${tag}"
+      helm template "${release}" "${chart}" --namespace "${namespace}" "${values[@]}" ${secret_args[@]+"${secret_args[@]}"}
     else
-      run helm upgrade --install "${release}" "${chart}" --namespace "${namespace}" --create-namespace \
-        --set-string "image.repository=${image}" --set-string "image.tag=${tag}" --wait --timeout 5m
+      echo "+ helm upgrade --install ${release} ${chart} --namespace ${namespace} --create-namespace ${values[*]} (secrets not shown) --wait --timeout 5m" >&2
+      helm upgrade --install "${release}" "${chart}" --namespace "${namespace}" --create-namespace \
+        "${values[@]}" ${secret_args[@]+"${secret_args[@]}"} --wait --timeout 5m
     fi
     ;;
   *) usage >&2; exit 2 ;;
