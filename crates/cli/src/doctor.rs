@@ -35,7 +35,7 @@ fn rust_version_ok(line: &str) -> bool {
 pub(crate) fn run(args: DoctorArgs) -> Result<(), Failure> {
     let mut failures = 0;
     let mut report = |ok: bool, what: &str, detail: String| {
-        println!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        out!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
         if !ok {
             failures += 1;
         }
@@ -74,13 +74,10 @@ pub(crate) fn run(args: DoctorArgs) -> Result<(), Failure> {
             }
         }
     } else {
-        println!(
-            "skip database: no configs/config.yaml in {} (run doctor inside a service, or pass --dir)",
-            dir.display()
-        );
+        out!("skip database: no configs/config.yaml in {} (run doctor inside a service, or pass --dir)", dir.display());
     }
     if failures == 0 {
-        println!("\nEverything needed is in place.");
+        out!("\nEverything needed is in place.");
         Ok(())
     } else {
         Err(Failure::failed(format!("{failures} check(s) failed")))

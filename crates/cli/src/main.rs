@@ -1,5 +1,20 @@
 //! `microframework`: generate production microservices and check the tools they need.
 
+/// Prints a line to stdout, like `println!`, but a closed pipe (`microframework ... | head`) ends
+/// the process quietly with 0, as SIGPIPE would, instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod doctor;
 mod new;
 
@@ -98,12 +113,12 @@ fn list(what: ListWhat) {
         ListWhat::Types => {
             for t in microframework_gen::ServiceType::ALL {
                 let status = if t.is_available() { "" } else { "  (not available yet)" };
-                println!("{:<10} {}{status}", t.as_str(), t.description());
+                out!("{:<10} {}{status}", t.as_str(), t.description());
             }
         }
         ListWhat::Features => {
             for (name, what) in microframework_gen::FEATURES {
-                println!("{name:<10} {what}");
+                out!("{name:<10} {what}");
             }
         }
     }

@@ -165,11 +165,11 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         if occupied && !args.force {
             return Err(Failure::usage(microframework_gen::GenError::TargetNotEmpty(dir.clone()).to_string()));
         }
-        println!("Would create `{name}` in {} ({} files):", dir.display(), project.files.len() + 1);
+        out!("Would create `{name}` in {} ({} files):", dir.display(), project.files.len() + 1);
         for f in &project.files {
-            println!("  {:<60} {:>7} bytes  {:?}", f.path.display(), f.contents.len(), f.policy);
+            out!("  {:<60} {:>7} bytes  {:?}", f.path.display(), f.contents.len(), f.policy);
         }
-        println!("  {:<60}", microframework_gen::MANIFEST_FILE);
+        out!("  {:<60}", microframework_gen::MANIFEST_FILE);
         return Ok(());
     }
 
@@ -186,7 +186,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
             _ => eprintln!("warning: `git init` failed; the service was generated without a repository"),
         }
     }
-    println!(
+    out!(
         "Created `{name}` ({} service, database: {}, auth: {}) in {} with {} files in {} ms.",
         options.service_type,
         options.database.as_str(),
@@ -202,7 +202,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
             ServiceType::Websocket => "websocat ws://127.0.0.1:8080/ws (see docs/api.md)",
             _ => "open http://127.0.0.1:8080/docs (Swagger UI)",
         };
-        println!("\nNext:\n  cd {}\n  cargo run\n  {try_it}\n  make test", dir.display());
+        out!("\nNext:\n  cd {}\n  cargo run\n  {try_it}\n  make test", dir.display());
         return Ok(());
     }
     let mut cmd = Command::new("cargo");
@@ -213,7 +213,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         // Reuse the framework's compiled dependencies.
         cmd.env("CARGO_TARGET_DIR", dir.join(root).join("target"));
     }
-    println!("\nBuilding and starting `{name}` (Ctrl-C to stop)...");
+    out!("\nBuilding and starting `{name}` (Ctrl-C to stop)...");
     let status = cmd.status().map_err(|e| Failure::failed(format!("cannot run cargo: {e}")))?;
     if status.success() || status.code().is_none() {
         Ok(())

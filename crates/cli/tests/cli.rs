@@ -239,3 +239,21 @@ fn list_doctor_completions_and_version() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("FAIL database") && !text(&out).contains("secret@"), "{}", text(&out));
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    // `microframework new x --dry-run | head -1`: the reader goes away after one line.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["new", "svc-pipe", "--dry-run"])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
