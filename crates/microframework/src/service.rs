@@ -438,8 +438,8 @@ impl Service {
         let mut http_router = app.router;
         #[cfg(feature = "grpc")]
         let mut grpc_server: Option<(tokio::net::TcpListener, axum::Router)> = None;
-        // HTTP/2 keep-alive pings for gRPC connections, on whichever listener serves them.
-        // The `server` section's limits apply to every listener that serves HTTP.
+        // The `server` section's limits apply to every listener; HTTP/2 keep-alive pings for gRPC
+        // connections are added to whichever listener serves them.
         #[allow(unused_mut)]
         let mut http_options = microframework_http::server::ServeOptions::from_config(&server);
         #[cfg(feature = "grpc")]

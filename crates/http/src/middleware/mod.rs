@@ -3,7 +3,8 @@
 //! From the outside in: request id → security headers → problem details → span and metrics →
 //! panic catching → CORS → rate limit per client address → body limit → timeout → JWT
 //! authentication → rate limit per subject → your layers → handler. The cheap rejections come
-//! first: a client over its limit costs no body read and no signature check. Each part is switched and tuned in the `http` configuration section (and `auth`
+//! first: a client over its limit costs no body read and no signature check. Each part is
+//! switched and tuned in the `http` configuration section (and `auth`
 //! for JWT); [`crate::AppBuilder::layer`] adds any tower layer next to the handlers.
 
 pub mod auth;
