@@ -67,10 +67,7 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
             )
         }))
         .option_layer(h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)))
-        .layer(
-            ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes()))
-                .deadline(h.timeout.enabled.then_some(h.timeout.duration)),
-        )
+        .layer(ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes())))
         .option_layer((h.trace.enabled || h.metrics.enabled).then(|| {
             ObserveLayer::new(h.trace.enabled, h.metrics.enabled, h.trace.access_log, opts.framework_paths.clone())
         }))

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -21,32 +21,27 @@ use tower::{Layer, Service};
 use microframework_core::{ErrorKind, ProblemDetails};
 
 use super::request_id::RequestId;
+use super::timeout::RequestDeadline;
 use crate::error::ProblemMarker;
 
 /// Layer that normalises error responses to problem details.
+///
+/// An error body is read to describe it only until the request's deadline (set by the timeout
+/// layer inside), so that an error response whose body never ends cannot hold the request past
+/// it; without a timeout layer, for at most [`UNBOUNDED_READ`].
 #[derive(Clone, Debug, Default)]
 pub struct ProblemLayer {
     body_limit: Option<u64>,
-    deadline: Option<Duration>,
 }
 
 impl ProblemLayer {
     /// `body_limit` makes the 413 message precise.
     pub fn new(body_limit: Option<u64>) -> Self {
-        Self { body_limit, deadline: None }
-    }
-
-    /// Reads an error body to describe it only until `deadline` after the request arrived (the
-    /// request timeout), so that an error response whose body never ends cannot hold the request
-    /// past it; without a deadline, for at most [`UNBOUNDED_READ`].
-    #[must_use]
-    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.deadline = deadline;
-        self
+        Self { body_limit }
     }
 }
 
-/// How long an error body is read when no request deadline is configured.
+/// How long an error body is read when the request has no deadline.
 pub const UNBOUNDED_READ: Duration = Duration::from_secs(30);
 
 impl<S> Layer<S> for ProblemLayer {
@@ -68,8 +63,6 @@ struct ReqInfo {
     uri: Uri,
     request_id: Option<HeaderValue>,
     matched: bool,
-    /// When reading an error body must stop: the request deadline.
-    read_until: Option<Instant>,
     cfg: ProblemLayer,
 }
 
@@ -93,7 +86,6 @@ where
             uri: req.uri().clone(),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
             matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
-            read_until: self.cfg.deadline.map(|d| Instant::now() + d),
             cfg: self.cfg.clone(),
         };
         ProblemFuture { state: State::Inner { fut: self.inner.call(req), info: Some(info) } }
@@ -144,9 +136,10 @@ where
                         return Poll::Ready(Ok(res));
                     }
                     let (parts, body) = res.into_parts();
+                    let until = parts.extensions.get::<RequestDeadline>().map(|d| d.0);
                     let fut: Collecting = Box::pin(async move {
-                        let until = info.read_until.unwrap_or_else(|| Instant::now() + UNBOUNDED_READ);
-                        let read = tokio::time::timeout_at(until.into(), Limited::new(body, 16 * 1024).collect());
+                        let until = until.unwrap_or_else(|| tokio::time::Instant::now() + UNBOUNDED_READ);
+                        let read = tokio::time::timeout_at(until, Limited::new(body, 16 * 1024).collect());
                         let bytes = match read.await {
                             Ok(Ok(collected)) => collected.to_bytes(),
                             Ok(Err(_)) | Err(_) => Bytes::new(),

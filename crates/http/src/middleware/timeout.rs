@@ -75,6 +75,12 @@ pin_project! {
     }
 }
 
+/// The deadline of a request, put in the extensions of its error responses so that the layers
+/// outside (the problem layer reading an error body) stop at it too. Only error responses carry
+/// it, so a successful request costs nothing more.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestDeadline(pub(crate) tokio::time::Instant);
+
 impl<F, E> Future for RequestTimeoutFuture<F>
 where
     F: Future<Output = Result<Response<Body>, E>>,
@@ -83,7 +89,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(res) = this.inner.poll(cx) {
+        if let Poll::Ready(mut res) = this.inner.poll(cx) {
+            if let Ok(r) = &mut res
+                && r.status().as_u16() >= 400
+            {
+                r.extensions_mut().insert(RequestDeadline(this.sleep.deadline()));
+            }
             return Poll::Ready(res);
         }
         std::task::ready!(this.sleep.poll(cx));
