@@ -142,3 +142,33 @@ async fn an_unreachable_jwks_makes_readiness_fail_without_blocking_start_up() {
     let res = get_with(&app, "/whoami", &token("x", 60)).await;
     assert!(res.status() == 401 || res.status() == 503, "{}", res.status());
 }
+
+#[tokio::test]
+async fn readiness_probes_do_not_hammer_a_failing_jwks_endpoint() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An identity provider that answers 503: every fetch fails and is counted.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let idp = microframework::axum::Router::new().route(
+        "/jwks.json",
+        microframework::axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { microframework::axum::http::StatusCode::SERVICE_UNAVAILABLE }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { microframework::axum::serve(listener, idp).await.unwrap() });
+
+    let yaml = format!("auth:\n  jwt:\n    jwks_url: {url}\n    audience: it-api\n    jwks_timeout: 1s\n");
+    let app = TestApp::builder(service()).yaml(yaml).spawn().await;
+    let at_start = hits.load(Ordering::SeqCst);
+    assert_eq!(at_start, 1, "one fetch at start-up");
+    // A burst of probes (a kubelet every second, several load balancers...): at most one more
+    // fetch, however many probes.
+    for _ in 0..20 {
+        assert_eq!(app.get("/health/ready").await.status(), 503);
+    }
+    assert!(hits.load(Ordering::SeqCst) <= at_start + 1, "{} fetches", hits.load(Ordering::SeqCst));
+}

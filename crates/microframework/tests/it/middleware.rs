@@ -194,6 +194,39 @@ mod bounds {
         assert!(!answer.contains("200 OK"), "{answer}");
     }
 
+    /// The SETTINGS the server announces on an HTTP/2 connection (prior knowledge).
+    async fn h2_settings(addr: std::net::SocketAddr) -> Vec<(u16, u32)> {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+        loop {
+            let mut header = [0u8; 9];
+            tcp.read_exact(&mut header).await.unwrap();
+            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            tcp.read_exact(&mut payload).await.unwrap();
+            // SETTINGS (type 4) without the ACK flag.
+            if header[3] == 4 && header[4] & 1 == 0 {
+                return payload
+                    .chunks(6)
+                    .map(|c| (u16::from_be_bytes([c[0], c[1]]), u32::from_be_bytes([c[2], c[3], c[4], c[5]])))
+                    .collect();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn http2_connections_announce_the_stream_and_header_limits() {
+        let app = TestApp::builder(service())
+            .set("server.http2_max_concurrent_streams", "7")
+            .set("server.max_header_size", "16KiB")
+            .spawn()
+            .await;
+        let settings = tokio::time::timeout(Duration::from_secs(10), h2_settings(app.local_addr())).await.unwrap();
+        // SETTINGS_MAX_CONCURRENT_STREAMS (3) and SETTINGS_MAX_HEADER_LIST_SIZE (6).
+        assert!(settings.contains(&(3, 7)), "{settings:?}");
+        assert!(settings.contains(&(6, 16 * 1024)), "{settings:?}");
+    }
+
     #[tokio::test]
     async fn oversized_headers_get_431() {
         let app = TestApp::builder(service()).set("server.max_header_size", "8KiB").spawn().await;

@@ -238,7 +238,7 @@ async fn jwks_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize
 }
 
 #[tokio::test]
-async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
+async fn graphql_subscriptions_and_websocket_upgrades_share_the_http_layers_jwks_keys() {
     use std::sync::atomic::Ordering;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let (jwks_url, hits) = jwks_server().await;
@@ -268,6 +268,11 @@ async fn graphql_subscriptions_share_the_http_layers_jwks_keys() {
     let ack = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.unwrap().unwrap().unwrap();
     let ack: serde_json::Value = serde_json::from_str(ack.to_text().unwrap()).unwrap();
     assert_eq!(ack["type"], "connection_ack", "{ack}");
+
+    // The WebSocket upgrade verifies `?access_token=` with the same keys too.
+    let ws = format!("ws://{}/ws?access_token={token}", app.local_addr());
+    let (_peer, res) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    assert_eq!(res.status(), 101);
 
     assert_eq!(hits.load(Ordering::SeqCst), fetched_at_start, "no second verifier fetched the JWKS");
 }
