@@ -147,41 +147,8 @@ impl ComponentSet {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<_, _>>()?;
-        // Depth-first topological sort; 0 = unvisited, 1 = in progress, 2 = done.
-        let mut mark = vec![0u8; names.len()];
-        let mut order = Vec::with_capacity(names.len());
-        fn visit(
-            i: usize,
-            deps: &[Vec<usize>],
-            mark: &mut [u8],
-            order: &mut Vec<usize>,
-            path: &mut Vec<usize>,
-        ) -> Result<(), Vec<usize>> {
-            match mark[i] {
-                2 => return Ok(()),
-                1 => {
-                    let start = path.iter().position(|&p| p == i).unwrap_or(0);
-                    let mut cycle = path[start..].to_vec();
-                    cycle.push(i);
-                    return Err(cycle);
-                }
-                _ => {}
-            }
-            mark[i] = 1;
-            path.push(i);
-            for &d in &deps[i] {
-                visit(d, deps, mark, order, path)?;
-            }
-            path.pop();
-            mark[i] = 2;
-            order.push(i);
-            Ok(())
-        }
-        for i in 0..names.len() {
-            let mut path = Vec::new();
-            visit(i, &deps, &mut mark, &mut order, &mut path)
-                .map_err(|cycle| StartError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()))?;
-        }
+        let order = dependency_order(&deps)
+            .map_err(|cycle| StartError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()))?;
         let mut slots: Vec<Option<Box<dyn Component>>> = self.components.drain(..).map(Some).collect();
         self.components = order.into_iter().filter_map(|i| slots[i].take()).collect();
         Ok(())
@@ -218,6 +185,47 @@ impl ComponentSet {
             }
         }
     }
+}
+
+/// Orders items so that each comes after the items it depends on (`deps[i]` holds the indexes
+/// item `i` depends on); the order is stable otherwise. A cycle is returned as the indexes along
+/// it, the first repeated at the end.
+pub(crate) fn dependency_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+    // Depth-first topological sort; 0 = unvisited, 1 = in progress, 2 = done.
+    fn visit(
+        i: usize,
+        deps: &[Vec<usize>],
+        mark: &mut [u8],
+        order: &mut Vec<usize>,
+        path: &mut Vec<usize>,
+    ) -> Result<(), Vec<usize>> {
+        match mark[i] {
+            2 => return Ok(()),
+            1 => {
+                let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(i);
+                return Err(cycle);
+            }
+            _ => {}
+        }
+        mark[i] = 1;
+        path.push(i);
+        for &d in &deps[i] {
+            visit(d, deps, mark, order, path)?;
+        }
+        path.pop();
+        mark[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    let mut mark = vec![0u8; deps.len()];
+    let mut order = Vec::with_capacity(deps.len());
+    for i in 0..deps.len() {
+        let mut path = Vec::new();
+        visit(i, deps, &mut mark, &mut order, &mut path)?;
+    }
+    Ok(order)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!   `configs/config.<env>.yaml` < `APP_*` environment variables < command-line flags), typed
 //!   sections with validation that reports every problem with its key and source, and hot reload.
 //! - [`component`]: the [`Component`] trait and the start-up/shutdown ordering of components.
+//! - [`plugin`]: the [`Plugin`] trait, the seam every integration plugs into.
 //! - [`health`]: the [`HealthRegistry`] behind `/health/live` and `/health/ready`.
 //! - [`lifecycle`]: the service state (starting, ready, draining, stopped) and shutdown settings.
 //! - [`context`]: the [`AppContext`] that components and handlers share.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod features;
 pub mod health;
 pub mod lifecycle;
+pub mod plugin;
 
 pub use bytesize::ByteSize;
 pub use component::{Component, ComponentSet, StartError};
@@ -31,6 +33,7 @@ pub use error::{BoxError, Error, ErrorKind, FieldError, ProblemDetails};
 pub use features::FeatureFlags;
 pub use health::{CheckKind, CheckResult, CheckStatus, HealthCheck, HealthRegistry, HealthReport};
 pub use lifecycle::{Lifecycle, ServiceState, ShutdownConfig};
+pub use plugin::{NoConfig, Plugin, PluginContext, PluginError, PluginSet};
 
 /// Re-exported so that components can implement [`Component`] without adding the dependency.
 pub use async_trait::async_trait;
