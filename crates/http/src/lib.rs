@@ -17,6 +17,7 @@ mod extract;
 pub mod middleware;
 pub mod openapi;
 mod pagination;
+pub mod parts;
 mod routes;
 pub mod server;
 pub mod text;
@@ -28,6 +29,7 @@ pub use extract::{Json, Path, Query, Valid, field_errors, parse_json, validate};
 pub use middleware::RequestId;
 pub use middleware::auth::require_auth;
 pub use pagination::{MAX_PAGE, MAX_PER_PAGE, Page, Pagination};
+pub use parts::{Http, HttpParts, Listener, Served, Serving};
 
 pub use axum;
 pub use utoipa;

@@ -80,6 +80,11 @@ impl TestApp {
         self.running.as_ref().and_then(|r| r.grpc_addr())
     }
 
+    /// The address of the listener a plugin opened under `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.listener_addr(name))
+    }
+
     /// The admin listener's address, when `server.admin_port` is set.
     pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
         self.running.as_ref().and_then(|r| r.admin_addr())
