@@ -57,6 +57,7 @@ mod config;
 mod database;
 mod error;
 mod migrate;
+mod plugin;
 mod url;
 
 pub use component::DatabaseComponent;
@@ -64,6 +65,7 @@ pub use config::DatabaseConfig;
 pub use database::Database;
 pub use error::DataError;
 pub use migrate::Migrations;
+pub use plugin::DatabasePlugin;
 pub use url::{DbKind, redact_url};
 
 /// Re-exported so that services use the same sqlx version.

@@ -124,6 +124,7 @@ pub mod config;
 pub mod error;
 mod http;
 pub mod limits;
+mod plugin;
 mod router;
 pub mod telemetry;
 mod ws;
@@ -131,6 +132,7 @@ mod ws;
 pub use config::GraphqlConfig;
 pub use error::{IntoGqlResult, claims, coded_error, codes, gql_error, require_role, require_scope};
 pub use limits::Limits;
+pub use plugin::GraphqlPlugin;
 pub use router::{SchemaBuilderExt, configure, router, router_with_schema};
 pub use telemetry::Telemetry;
 

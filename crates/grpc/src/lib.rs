@@ -73,6 +73,7 @@ pub mod config;
 pub mod layers;
 mod methods;
 pub mod metrics;
+mod plugin;
 pub mod request_id;
 pub mod status;
 
@@ -81,6 +82,7 @@ pub use builder::{GrpcApp, GrpcBuilder, HEALTH_SERVICE, REFLECTION_V1_SERVICE, R
 pub use client::{ClientInterceptor, connect, connect_lazy, endpoint};
 pub use config::{BindError, GrpcConfig};
 pub use methods::UNKNOWN;
+pub use plugin::GrpcPlugin;
 pub use request_id::{RequestId, current_request_id, request_id};
 pub use status::{IntoStatus, code_for, status_from, status_with_request_id};
 

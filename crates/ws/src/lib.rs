@@ -102,6 +102,7 @@ mod error;
 mod handler;
 mod hub;
 pub mod metrics;
+mod plugin;
 mod session;
 
 pub use component::WsComponent;
@@ -112,6 +113,7 @@ pub use envelope::{Envelope, InvalidEnvelope, MAX_ID_LEN, MAX_ROOM_LEN, MAX_TYPE
 pub use error::{SendError, WsError, codes};
 pub use handler::WsHandler;
 pub use hub::{BroadcastReport, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER, ConnectionId, Hub};
+pub use plugin::WebSocketPlugin;
 pub use session::MAX_CONSECUTIVE_INVALID;
 
 /// Re-exported so that handlers can implement [`WsHandler`] without adding the dependency.
