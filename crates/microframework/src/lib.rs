@@ -48,6 +48,7 @@
 
 mod cli;
 mod service;
+mod shortcuts;
 
 pub use service::{RunningService, Service, StartupError};
 
@@ -115,7 +116,9 @@ pub use tracing;
 pub mod prelude {
     pub use crate::Service;
     pub use microframework_auth::Claims;
-    pub use microframework_core::{AppContext, BoxError, Component, Error, ErrorKind, FieldError, HealthCheck};
+    pub use microframework_core::{
+        AppContext, BoxError, Component, Error, ErrorKind, FieldError, HealthCheck, NoConfig, Plugin, PluginContext,
+    };
     pub use microframework_http::axum;
     pub use microframework_http::utoipa::{self, IntoParams, OpenApi, ToSchema};
     pub use microframework_http::utoipa_axum::router::OpenApiRouter;

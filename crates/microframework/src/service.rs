@@ -11,23 +11,20 @@ use tokio::task::JoinHandle;
 use utoipa_axum::router::OpenApiRouter;
 
 use microframework_auth::AuthConfig;
+use microframework_core::plugin::{BuiltPlugins, Slots, ValidateError};
 use microframework_core::{
-    AppContext, BoxError, Component, ComponentSet, ConfigError, ConfigHandle, ConfigSources, ServiceState,
-    ShutdownConfig, StartError,
+    AppContext, BoxError, Component, ComponentSet, ConfigError, ConfigHandle, ConfigSources, Plugin, PluginError,
+    PluginSet, ServiceState, ShutdownConfig, StartError,
 };
-use microframework_http::{AppBuilder, HttpConfig, ServerConfig, axum, utoipa_axum};
+use microframework_http::parts::PartError;
+use microframework_http::server::ServeOutcome;
+use microframework_http::{AppBuilder, HttpConfig, HttpParts, ServerConfig, axum, utoipa_axum};
 use microframework_telemetry::{LogHandle, LoggingConfig, Metrics, MetricsConfig};
 
 use crate::cli::Flags;
 
 /// Connections the admin listener serves at once (scrapers and probes, not clients).
 const ADMIN_MAX_CONNECTIONS: usize = 256;
-
-type ApiFn = Box<dyn FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send>;
-type RouterFn = Box<dyn FnOnce(&AppContext) -> Result<Router, BoxError> + Send>;
-type BuilderHook = Box<dyn FnOnce(AppBuilder, &AppContext) -> AppBuilder + Send>;
-#[cfg(feature = "grpc")]
-type GrpcFn = Box<dyn FnOnce(&AppContext) -> Result<microframework_grpc::GrpcBuilder, BoxError> + Send>;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +42,20 @@ pub enum StartupError {
     /// A component failed to start (the message names it).
     #[error("{0}")]
     Component(#[from] StartError),
+    /// A plugin could not be built, or the plugins cannot be ordered (the message names it).
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+    /// What a plugin added failed once components had started: its routes, or its listener.
+    #[error("plugin `{plugin}` failed to start: {source}")]
+    PluginStart {
+        /// The plugin's name.
+        plugin: String,
+        /// What failed.
+        source: BoxError,
+    },
     /// The HTTP listener could not be bound.
     #[error("{0}")]
     Bind(#[from] microframework_http::server::BindError),
-    /// The gRPC listener could not be bound.
-    #[cfg(feature = "grpc")]
-    #[error("{0}")]
-    GrpcBind(#[from] microframework_grpc::BindError),
     /// Building the routes failed.
     #[error("building the HTTP application failed: {0}")]
     Http(BoxError),
@@ -64,30 +68,58 @@ impl StartupError {
             _ => ExitCode::from(1),
         }
     }
+
+    /// A configuration error stays one (exit code 2) whichever plugin reported it.
+    fn from_plugin(e: PluginError) -> Self {
+        match e {
+            PluginError::Build { plugin, source } => match source.downcast::<ConfigError>() {
+                Ok(config) => Self::Config(*config),
+                Err(source) => Self::Plugin(PluginError::Build { plugin, source }),
+            },
+            e => Self::Plugin(e),
+        }
+    }
+
+    fn from_part(e: PartError) -> Self {
+        match e.source.downcast::<ConfigError>() {
+            Ok(config) => Self::Config(*config),
+            Err(source) => match e.owner {
+                Some(plugin) => Self::PluginStart { plugin, source },
+                None => Self::Http(source),
+            },
+        }
+    }
 }
 
-/// A MicroFramework service: name it, add components and routes, then [`Service::run`].
+impl From<ValidateError> for StartupError {
+    fn from(e: ValidateError) -> Self {
+        match e {
+            ValidateError::Config(e) => Self::Config(e),
+            ValidateError::Plugin(e) => Self::Plugin(e),
+            _ => Self::Http(e.to_string().into()),
+        }
+    }
+}
+
+/// A MicroFramework service: name it, add plugins, components and routes, then [`Service::run`].
+///
+/// Integrations are plugins ([`Service::plugin`]); `Service::grpc`, `Service::graphql`,
+/// `Service::websocket` and `Service::database` are shorthands for their plugins.
 pub struct Service {
     name: String,
     version: String,
     components: ComponentSet,
-    apis: Vec<ApiFn>,
-    routers: Vec<RouterFn>,
-    hooks: Vec<BuilderHook>,
+    plugins: PluginSet,
+    http: HttpParts,
     sources: Option<ConfigSources>,
     args: Option<Vec<OsString>>,
-    #[cfg(feature = "grpc")]
-    grpc: Option<GrpcFn>,
-    #[cfg(feature = "ws")]
-    ws_section: bool,
-    #[cfg(feature = "graphql")]
-    graphql_section: bool,
 }
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("name", &self.name)
+            .field("plugins", &self.plugins)
             .field("components", &self.components)
             .finish_non_exhaustive()
     }
@@ -100,17 +132,10 @@ impl Service {
             name: name.into(),
             version: "0.0.0".to_owned(),
             components: ComponentSet::new(),
-            apis: Vec::new(),
-            routers: Vec::new(),
-            hooks: Vec::new(),
+            plugins: PluginSet::new(),
+            http: HttpParts::default(),
             sources: None,
             args: None,
-            #[cfg(feature = "grpc")]
-            grpc: None,
-            #[cfg(feature = "ws")]
-            ws_section: false,
-            #[cfg(feature = "graphql")]
-            graphql_section: false,
         }
     }
 
@@ -120,18 +145,20 @@ impl Service {
         self
     }
 
+    /// Adds a plugin: an integration that owns a configuration section and registers
+    /// components, health checks, routes, layers, listeners and shared resources (see
+    /// [`microframework_core::plugin`] and `docs/plugins.md`). Plugins are built in dependency
+    /// order once the configuration is loaded and validated; a plugin's section is validated
+    /// with the framework's, and `--check-config` checks it too.
+    pub fn plugin(mut self, plugin: impl Plugin) -> Self {
+        self.plugins.add(plugin);
+        self
+    }
+
     /// Adds a component; components start in dependency order before the HTTP server.
     pub fn component(mut self, component: impl Component) -> Self {
         self.components.add(Box::new(component));
         self
-    }
-
-    /// Adds the SQL database component (section `database`), with embedded migrations.
-    ///
-    /// The pool is available to route builders as `ctx.require::<Database>()`.
-    #[cfg(feature = "data")]
-    pub fn database(self, migrations: microframework_data::Migrations) -> Self {
-        self.component(microframework_data::DatabaseComponent::new().with_migrations(migrations))
     }
 
     /// Adds documented routes, built once components have started.
@@ -139,75 +166,8 @@ impl Service {
     where
         F: FnOnce(&AppContext) -> Result<OpenApiRouter, BoxError> + Send + 'static,
     {
-        self.apis.push(Box::new(build));
+        self.http.own().api(build);
         self
-    }
-
-    /// Serves gRPC services (section `grpc`), built once components have started: on their own
-    /// port (`grpc.port`, default 50051), or beside REST on the HTTP listener when `grpc.port`
-    /// equals a non-zero `server.port` (`grpc.host` is then ignored). Health (`grpc.health.v1`),
-    /// reflection, request ids, metrics and tracing are on; the JWT settings of `auth.jwt` and the
-    /// buckets of `http.rate_limit` (shared with REST, `RESOURCE_EXHAUSTED` over the limit) apply;
-    /// shutdown drains streams like HTTP requests.
-    #[cfg(feature = "grpc")]
-    pub fn grpc<F>(mut self, build: F) -> Self
-    where
-        F: FnOnce(&AppContext) -> Result<microframework_grpc::GrpcBuilder, BoxError> + Send + 'static,
-    {
-        self.grpc = Some(Box::new(build));
-        self
-    }
-
-    /// Serves WebSocket connections at `websocket.path` (default `/ws`) with `handler`, sharing
-    /// `hub` (rooms, broadcast) with the rest of the service. The hub is a component, so on
-    /// shutdown every peer gets a close frame with code 1001 before the process exits. The
-    /// upgrade checks tokens itself (header or `?access_token=`, with the service's one
-    /// verifier): with `auth.jwt.required` an anonymous upgrade gets 401, unless
-    /// `websocket.require_auth: false` or `auth.jwt.public_paths` makes the endpoint public.
-    #[cfg(feature = "ws")]
-    pub fn websocket<H: microframework_ws::WsHandler>(mut self, hub: microframework_ws::Hub, handler: H) -> Self {
-        self.ws_section = true;
-        self.components.add(Box::new(hub.component()));
-        // The HTTP layer lets anonymous upgrades through so that browsers, which cannot set a
-        // header on a WebSocket, reach the endpoint with `?access_token=`; the endpoint decides.
-        self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
-            let path = ctx.config().current().get::<String>("websocket.path").unwrap_or_else(|| "/ws".to_owned());
-            b.public_path(path)
-        }));
-        self.router(move |ctx| microframework_ws::router(hub, handler, ctx, None))
-    }
-
-    /// Serves a GraphQL schema (section `graphql`): queries and mutations at `graphql.path`
-    /// (default `/graphql`, with an offline GraphiQL page), subscriptions over WebSocket at
-    /// `graphql.ws_path` (default `/graphql/ws`). `build` returns the schema builder; the
-    /// section's `max_depth`, `max_complexity` and `introspection` are applied to it, with
-    /// per-operation metrics and tracing. Verified JWT claims reach resolvers
-    /// (`microframework::graphql::claims(ctx)`). Exempt from `auth.jwt.required`: the
-    /// subscription path, because it authenticates `connection_init` itself with the service's
-    /// one verifier, and the requests that only load GraphiQL
-    /// ([`GraphqlConfig::is_graphiql_request`](microframework_graphql::GraphqlConfig::is_graphiql_request)).
-    ///
-    /// To mount a schema whose limits your code sets itself, use [`Service::router`] with
-    /// [`microframework_graphql::router_with_schema`].
-    #[cfg(feature = "graphql")]
-    pub fn graphql<F, Q, M, S>(mut self, build: F) -> Self
-    where
-        F: FnOnce(&AppContext) -> Result<async_graphql::SchemaBuilder<Q, M, S>, BoxError> + Send + 'static,
-        Q: async_graphql::ObjectType + 'static,
-        M: async_graphql::ObjectType + 'static,
-        S: async_graphql::SubscriptionType + 'static,
-    {
-        self.graphql_section = true;
-        self.hooks.push(Box::new(|b: AppBuilder, ctx: &AppContext| {
-            // An invalid section leaves the builder as it is: the router below reports it.
-            match microframework_graphql::GraphqlConfig::from_context(ctx) {
-                Ok(cfg) => b
-                    .public_path(cfg.ws_path.clone())
-                    .public_request(move |method, uri, headers| cfg.is_graphiql_request(method, uri, headers)),
-                Err(_) => b,
-            }
-        }));
-        self.router(move |ctx| microframework_graphql::router(build(ctx)?, ctx))
     }
 
     /// Adds a plain axum router (not in the OpenAPI document), built once components have started.
@@ -215,7 +175,7 @@ impl Service {
     where
         F: FnOnce(&AppContext) -> Result<Router, BoxError> + Send + 'static,
     {
-        self.routers.push(Box::new(build));
+        self.http.own().router(build);
         self
     }
 
@@ -228,14 +188,13 @@ impl Service {
         <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.layer(layer)));
+        self.http.own().layer(layer);
         self
     }
 
     /// Exempts `path` (exact, or a prefix ending in `*`) from `auth.jwt.required`.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
-        let path = path.into();
-        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.public_path(path)));
+        self.http.own().public_path(path);
         self
     }
 
@@ -246,7 +205,7 @@ impl Service {
     where
         F: Fn(&axum::http::Method, &axum::http::Uri, &axum::http::HeaderMap) -> bool + Send + Sync + 'static,
     {
-        self.hooks.push(Box::new(move |b: AppBuilder, _: &AppContext| b.public_request(rule)));
+        self.http.own().public_request(rule);
         self
     }
 
@@ -299,7 +258,7 @@ impl Service {
             let sources = flags.apply(self.sources.clone().unwrap_or_default());
             return match ConfigHandle::load(sources)
                 .map_err(StartupError::from)
-                .and_then(|h| validate_sections(&h, self.sections()))
+                .and_then(|h| validate_sections(&h, &self.plugins))
             {
                 Ok(()) => {
                     println!("{name}: configuration is valid");
@@ -336,38 +295,12 @@ impl Service {
         self.start_with(flags).await
     }
 
-    fn has_database(&self) -> bool {
-        self.components.names().iter().any(|n| n == "database")
-    }
-
-    fn sections(&self) -> Sections {
-        Sections {
-            database: self.has_database(),
-            grpc: self.has_grpc(),
-            #[cfg(feature = "ws")]
-            websocket: self.ws_section,
-            #[cfg(not(feature = "ws"))]
-            websocket: false,
-            #[cfg(feature = "graphql")]
-            graphql: self.graphql_section,
-            #[cfg(not(feature = "graphql"))]
-            graphql: false,
-        }
-    }
-
-    fn has_grpc(&self) -> bool {
-        #[cfg(feature = "grpc")]
-        return self.grpc.is_some();
-        #[cfg(not(feature = "grpc"))]
-        false
-    }
-
     async fn start_with(mut self, flags: Flags) -> Result<RunningService, StartupError> {
         let started = Instant::now();
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let sources = flags.apply(self.sources.take().unwrap_or_default());
         let config = ConfigHandle::load(sources)?;
-        validate_sections(&config, self.sections())?;
+        validate_sections(&config, &self.plugins)?;
         let current = config.current();
         let logging: LoggingConfig = config.section("logging")?;
         let log = microframework_telemetry::logging::init(&self.name, &logging, current.is_prod())?;
@@ -384,23 +317,16 @@ impl Service {
             Some(l) => Some(l.local_addr().map_err(|e| StartupError::Http(e.into()))?),
             None => None,
         };
-        #[cfg(feature = "grpc")]
-        let grpc_listener = match &self.grpc {
-            Some(_) => {
-                let cfg: microframework_grpc::GrpcConfig = config.section("grpc")?;
-                // One port for both when they name the same, fixed port; `server.host` then applies.
-                let same_port = cfg.port == server.port && server.port != 0;
-                if cfg.enabled && !same_port {
-                    let l = cfg.bind().await?;
-                    Some(l)
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
 
-        if let Err(e) = self.components.start_all(&ctx).await {
+        // Plugins register their components and parts; the service's own routes come first.
+        let mut slots = Slots::default();
+        *slots.get_or_default::<HttpParts>() = std::mem::take(&mut self.http);
+        let plugins = std::mem::take(&mut self.plugins);
+        let BuiltPlugins { mut components, mut slots, shutdown_hooks } =
+            plugins.build(&ctx, std::mem::take(&mut self.components), slots).map_err(StartupError::from_plugin)?;
+        let parts = slots.take::<HttpParts>();
+
+        if let Err(e) = components.start_all(&ctx).await {
             // A component that rejected its configuration section is a configuration error.
             if let StartError::Component { source, .. } = &e
                 && let Some(config) = source.downcast_ref::<ConfigError>()
@@ -409,87 +335,24 @@ impl Service {
             }
             return Err(e.into());
         }
-        let mut builder = AppBuilder::new(self.name.clone(), self.version.clone());
         let build = async {
             // The one JWT verifier every protocol shares (one JWKS fetch and cache).
-            microframework_auth::SharedJwt::init(&ctx).await?;
-            for api in self.apis.drain(..) {
-                builder = builder.api(api(&ctx)?);
-            }
-            for router in self.routers.drain(..) {
-                builder = builder.router(router(&ctx)?);
-            }
-            for hook in self.hooks.drain(..) {
-                builder = hook(builder, &ctx);
-            }
-            builder.build(&ctx, metrics.clone()).await
+            microframework_auth::SharedJwt::init(&ctx).await.map_err(|source| PartError { owner: None, source })?;
+            parts.assemble(AppBuilder::new(self.name.clone(), self.version.clone()), &ctx, metrics.clone()).await
         };
-        let app = match build.await {
-            Ok(app) => app,
+        let served = match build.await {
+            Ok(served) => served,
             Err(e) => {
-                self.components.stop_all(&ctx, shutdown.component_timeout).await;
-                return Err(match e.downcast::<ConfigError>() {
-                    Ok(config) => StartupError::Config(*config),
-                    Err(e) => StartupError::Http(e),
-                });
+                components.stop_all(&ctx, shutdown.component_timeout).await;
+                return Err(StartupError::from_part(e));
             }
         };
-        #[allow(unused_mut)]
-        let mut http_router = app.router;
-        #[cfg(feature = "grpc")]
-        let mut grpc_server: Option<(tokio::net::TcpListener, axum::Router)> = None;
-        // The `server` section's limits apply to every listener; HTTP/2 keep-alive pings for gRPC
-        // connections are added to whichever listener serves them.
-        #[allow(unused_mut)]
-        let mut http_options = microframework_http::server::ServeOptions::from_config(&server);
-        #[cfg(feature = "grpc")]
-        let mut grpc_options = microframework_http::server::ServeOptions::from_config(&server);
-        #[cfg(feature = "grpc")]
-        if let Some(build_grpc) = self.grpc.take() {
-            let built = async {
-                let mut builder = build_grpc(&ctx)?;
-                if let Some((verifier, jwt)) = app.jwt.clone() {
-                    builder = builder.jwt(verifier, jwt);
-                }
-                // One client's REST requests and gRPC calls share its buckets (`http.rate_limit`):
-                // per client address before authentication, per subject after.
-                let (client, subject) = (app.rate_limiter.clone(), app.rate_limiter.clone());
-                builder = builder
-                    .rate_limit_per_client(move |req| client.check_client(req))
-                    .rate_limit_per_subject(move |req| subject.check_subject(req));
-                builder.build(&ctx).await
-            };
-            match built.await {
-                Ok(grpc) if grpc.config.enabled => match grpc_listener {
-                    Some(l) => {
-                        grpc_options = grpc_options.http2_keepalive_interval(grpc.config.http2_keepalive_interval);
-                        grpc_server = Some((l, grpc.standalone_router()));
-                    }
-                    None => match grpc.merge_rest(http_router.clone()) {
-                        Ok(merged) => {
-                            http_options = http_options.http2_keepalive_interval(grpc.config.http2_keepalive_interval);
-                            http_router = merged;
-                        }
-                        Err(e) => {
-                            self.components.stop_all(&ctx, shutdown.component_timeout).await;
-                            return Err(StartupError::Http(e));
-                        }
-                    },
-                },
-                Ok(_) => {}
-                Err(e) => {
-                    self.components.stop_all(&ctx, shutdown.component_timeout).await;
-                    return Err(match e.downcast::<ConfigError>() {
-                        Ok(config) => StartupError::Config(*config),
-                        Err(e) => StartupError::Http(e),
-                    });
-                }
-            }
-        }
-        #[cfg(feature = "grpc")]
-        let grpc_addr = grpc_server.as_ref().and_then(|(l, _)| l.local_addr().ok());
-        #[cfg(not(feature = "grpc"))]
-        let grpc_addr: Option<SocketAddr> = None;
+        let serving = served.serving;
+        let listeners: Vec<(String, SocketAddr)> = serving
+            .listeners
+            .iter()
+            .filter_map(|l| l.listener.local_addr().ok().map(|a| (l.name.clone(), a)))
+            .collect();
 
         if let Err(e) = config.watch_files(ctx.lifecycle().shutdown_token()) {
             tracing::debug!(dir = %config.sources().dir.display(), "configuration hot reload is off: {e}");
@@ -511,48 +374,36 @@ impl Service {
                 ctx.lifecycle().stop_accepting();
             });
         }
-        #[cfg(feature = "grpc")]
-        let grpc_task = grpc_server.map(|(listener, router)| {
+        let mut others: Vec<(String, JoinHandle<std::io::Result<ServeOutcome>>)> = Vec::new();
+        for l in serving.listeners {
             let stop = stop_accepting.clone().cancelled_owned();
-            tokio::spawn(microframework_http::server::serve_with(
-                listener,
-                router,
-                stop,
-                shutdown.timeout,
-                grpc_options,
-            ))
-        });
-        let admin_task = admin_listener.zip(app.admin).map(|(listener, router)| {
+            let task = microframework_http::server::serve_with(l.listener, l.router, stop, shutdown.timeout, l.options);
+            others.push((l.name, tokio::spawn(task)));
+        }
+        if let Some((listener, router)) = admin_listener.zip(served.admin) {
             let stop = stop_accepting.clone().cancelled_owned();
             let options = microframework_http::server::ServeOptions::from_config(&ServerConfig {
                 max_connections: ADMIN_MAX_CONNECTIONS,
                 ..server.clone()
             });
-            tokio::spawn(microframework_http::server::serve_with(listener, router, stop, shutdown.timeout, options))
-        });
+            let task = microframework_http::server::serve_with(listener, router, stop, shutdown.timeout, options);
+            others.push(("admin".to_owned(), tokio::spawn(task)));
+        }
         let task_ctx = ctx.clone();
-        let mut components = std::mem::take(&mut self.components);
         let stop = stop_accepting.clone().cancelled_owned();
+        let (router, options) = (serving.router, serving.options);
         let task = tokio::spawn(async move {
             let outcome =
-                microframework_http::server::serve_with(listener, http_router, stop, shutdown.timeout, http_options)
-                    .await;
-            #[cfg(feature = "grpc")]
-            if let Some(t) = grpc_task {
+                microframework_http::server::serve_with(listener, router, stop, shutdown.timeout, options).await;
+            for (name, t) in others {
                 match t.await {
-                    Ok(Ok(o)) => tracing::info!(outcome = ?o, "gRPC server stopped"),
-                    Ok(Err(e)) => tracing::error!("gRPC server error: {e}"),
-                    Err(e) => tracing::error!("gRPC server task failed: {e}"),
-                }
-            }
-            if let Some(t) = admin_task {
-                match t.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!("admin server error: {e}"),
-                    Err(e) => tracing::error!("admin server task failed: {e}"),
+                    Ok(Ok(o)) => tracing::info!(listener = %name, outcome = ?o, "listener stopped"),
+                    Ok(Err(e)) => tracing::error!(listener = %name, "server error: {e}"),
+                    Err(e) => tracing::error!(listener = %name, "server task failed: {e}"),
                 }
             }
             task_ctx.lifecycle().set_state(ServiceState::Draining);
+            BuiltPlugins::run_shutdown_hooks(shutdown_hooks, &task_ctx, shutdown.component_timeout).await;
             components.stop_all(&task_ctx, shutdown.component_timeout).await;
             task_ctx.lifecycle().set_state(ServiceState::Stopped);
             match &outcome {
@@ -567,26 +418,17 @@ impl Service {
             env = %current.env(),
             address = %format!("http://{addr}"),
             admin = ?admin_addr,
-            grpc = ?grpc_addr,
+            listeners = ?listeners,
             startup_ms = started.elapsed().as_millis() as u64,
             "service ready"
         );
-        Ok(RunningService { addr, admin_addr, grpc_addr, ctx, task })
+        Ok(RunningService { addr, admin_addr, listeners, ctx, task })
     }
 }
 
-/// Reads every framework section so that all problems are reported together, and registers
-/// them for validation on reload.
-/// Which optional sections a service uses.
-struct Sections {
-    database: bool,
-    grpc: bool,
-    websocket: bool,
-    graphql: bool,
-}
-
-fn validate_sections(config: &ConfigHandle, sections: Sections) -> Result<(), StartupError> {
-    let Sections { database, grpc, websocket, graphql } = sections;
+/// Reads every framework section and every plugin's section so that all problems are reported
+/// together, and registers them for validation on reload.
+fn validate_sections(config: &ConfigHandle, plugins: &PluginSet) -> Result<(), StartupError> {
     let mut all: Option<ConfigError> = None;
     let mut note = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
@@ -603,30 +445,11 @@ fn validate_sections(config: &ConfigHandle, sections: Sections) -> Result<(), St
     note(config.section::<HttpConfig>("http").map(drop));
     note(config.section::<AuthConfig>("auth").map(drop));
     note(config.section::<FeatureSection>("features").map(drop));
-    #[cfg(feature = "data")]
-    if database {
-        note(config.section::<microframework_data::DatabaseConfig>("database").map(drop));
+    match plugins.validate(config) {
+        Ok(()) => {}
+        Err(ValidateError::Config(e)) => note(Err(e)),
+        Err(e) => return Err(e.into()),
     }
-    #[cfg(not(feature = "data"))]
-    let _ = database;
-    #[cfg(feature = "grpc")]
-    if grpc {
-        note(config.section::<microframework_grpc::GrpcConfig>("grpc").map(drop));
-    }
-    #[cfg(not(feature = "grpc"))]
-    let _ = grpc;
-    #[cfg(feature = "ws")]
-    if websocket {
-        note(config.section::<microframework_ws::WsConfig>("websocket").map(drop));
-    }
-    #[cfg(not(feature = "ws"))]
-    let _ = websocket;
-    #[cfg(feature = "graphql")]
-    if graphql {
-        note(config.section::<microframework_graphql::GraphqlConfig>("graphql").map(drop));
-    }
-    #[cfg(not(feature = "graphql"))]
-    let _ = graphql;
     match all {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -723,7 +546,7 @@ async fn shutdown_signal() {
 pub struct RunningService {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
-    grpc_addr: Option<SocketAddr>,
+    listeners: Vec<(String, SocketAddr)>,
     ctx: AppContext,
     task: JoinHandle<()>,
 }
@@ -745,9 +568,15 @@ impl RunningService {
         self.admin_addr
     }
 
-    /// The address of the separate gRPC listener, when gRPC has its own port.
+    /// The address of the listener a plugin opened under `name` (`grpc`, say).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// The address of the gRPC plugin's own listener, when gRPC has its own port: shorthand for
+    /// `listener_addr("grpc")`.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
-        self.grpc_addr
+        self.listener_addr("grpc")
     }
 
     /// The service context.

@@ -8,6 +8,7 @@ mod errors;
 mod health;
 mod metrics;
 mod middleware;
+mod plugins;
 mod rate_limit;
 mod reload;
 mod shutdown;
