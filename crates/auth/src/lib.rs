@@ -61,6 +61,8 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "tower")]
+pub mod gate;
 pub mod shared;
 pub mod signer;
 pub mod verifier;

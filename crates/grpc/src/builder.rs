@@ -342,7 +342,8 @@ struct OptionalAuthLayer(Option<JwtAuthLayer>);
 impl<S> Layer<S> for OptionalAuthLayer {
     type Service = JwtAuth<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::new(inner, self.0.clone())
+        microframework_auth::gate::GateLayer::new(self.0.as_ref().map(|l| l.gate().clone()), crate::auth::StatusReject)
+            .layer(inner)
     }
 }
 
