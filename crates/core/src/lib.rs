@@ -24,6 +24,7 @@ pub mod features;
 pub mod health;
 pub mod lifecycle;
 pub mod plugin;
+pub mod request_id;
 
 pub use bytesize::ByteSize;
 pub use component::{Component, ComponentSet, StartError};
@@ -34,6 +35,7 @@ pub use features::FeatureFlags;
 pub use health::{CheckKind, CheckResult, CheckStatus, HealthCheck, HealthRegistry, HealthReport};
 pub use lifecycle::{Lifecycle, ServiceState, ShutdownConfig};
 pub use plugin::{NoConfig, Plugin, PluginContext, PluginError, PluginSet};
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// Re-exported so that components can implement [`Component`] without adding the dependency.
 pub use async_trait::async_trait;

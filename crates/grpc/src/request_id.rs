@@ -10,64 +10,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
-/// The metadata key of request ids.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the current call, in the request extensions (`request.extensions().get::<RequestId>()`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RequestId(HeaderValue);
-
-impl RequestId {
-    /// A new random id (a UUID v4).
-    pub fn generate() -> Self {
-        let id = uuid::Uuid::new_v4();
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let s = id.as_hyphenated().encode_lower(&mut buf);
-        Self(HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
-    }
-
-    /// `value` as an id when it is well-formed: 1 to 128 characters among `A-Z a-z 0-9 - _ . : / + =`.
-    ///
-    /// ```
-    /// use microframework_grpc::RequestId;
-    /// assert!(RequestId::parse("abc-123").is_some());
-    /// assert!(RequestId::parse("has space").is_none());
-    /// assert!(RequestId::parse("").is_none());
-    /// ```
-    pub fn parse(value: &str) -> Option<Self> {
-        HeaderValue::from_str(value).ok().filter(acceptable).map(Self)
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
-    }
-
-    /// The id as a header value.
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Whether a client-supplied id is safe to log and echo.
-fn acceptable(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
-}
+pub use microframework_core::{REQUEST_ID_HEADER, RequestId};
 
 tokio::task_local! {
     static CURRENT: RequestId;
@@ -126,9 +75,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(REQUEST_ID_HEADER) {
-            Some(v) if acceptable(v) => RequestId(v.clone()),
-            _ => {
+        let id = match req.headers().get(REQUEST_ID_HEADER).and_then(RequestId::from_header) {
+            Some(id) => id,
+            None => {
                 let id = RequestId::generate();
                 req.headers_mut().insert(REQUEST_ID_HEADER, id.0.clone());
                 id
@@ -203,16 +152,6 @@ pub(crate) fn scoped<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rejects_unsafe_ids() {
-        assert!(acceptable(&HeaderValue::from_static("abc-123:/+=._")));
-        assert!(!acceptable(&HeaderValue::from_static("")));
-        assert!(!acceptable(&HeaderValue::from_static("has space")));
-        assert!(!acceptable(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
-        assert!(acceptable(&HeaderValue::from_str(&"x".repeat(128)).unwrap()));
-        assert_eq!(RequestId::generate().as_str().len(), 36);
-    }
 
     #[test]
     fn current_id_is_scoped() {

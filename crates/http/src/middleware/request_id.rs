@@ -1,5 +1,6 @@
 //! Request ids: accepted from the client's `x-request-id` when well-formed, generated otherwise,
-//! stored in the request extensions and echoed on the response.
+//! stored in the request extensions and echoed on the response. The id is
+//! [`microframework_core::RequestId`], the same type gRPC calls carry.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,22 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-/// The id of the current request, available as an extension (`Extension<RequestId>`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
-    }
-}
-
-impl std::fmt::Display for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use microframework_core::RequestId;
 
 /// Layer that assigns request ids.
 #[derive(Clone, Debug)]
@@ -55,22 +41,6 @@ pub struct RequestIdService<S> {
     header: HeaderName,
 }
 
-/// Whether a client-supplied id is safe to log and echo: 1 to 128 visible ASCII characters from
-/// a conservative set.
-fn acceptable(v: &HeaderValue) -> bool {
-    let b = v.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
-}
-
-fn generate() -> HeaderValue {
-    let id = uuid::Uuid::new_v4();
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let s = id.as_hyphenated().encode_lower(&mut buf);
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
 impl<S, B, ResB> Service<Request<B>> for RequestIdService<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
@@ -84,10 +54,10 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(&self.header) {
-            Some(v) if acceptable(v) => v.clone(),
-            _ => {
-                let v = generate();
+        let id = match req.headers().get(&self.header).and_then(RequestId::from_header) {
+            Some(id) => id.0,
+            None => {
+                let v = RequestId::generate().0;
                 req.headers_mut().insert(self.header.clone(), v.clone());
                 v
             }
@@ -119,19 +89,5 @@ where
             res.headers_mut().insert(name, value);
         }
         Poll::Ready(Ok(res))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rejects_unsafe_ids() {
-        assert!(acceptable(&HeaderValue::from_static("abc-123")));
-        assert!(!acceptable(&HeaderValue::from_static("")));
-        assert!(!acceptable(&HeaderValue::from_static("has space")));
-        assert!(!acceptable(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
-        assert_eq!(generate().len(), 36);
     }
 }
