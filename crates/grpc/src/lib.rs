@@ -82,7 +82,7 @@ pub use builder::{GrpcApp, GrpcBuilder, HEALTH_SERVICE, REFLECTION_V1_SERVICE, R
 pub use client::{ClientInterceptor, connect, connect_lazy, endpoint};
 pub use config::{BindError, GrpcConfig};
 pub use methods::UNKNOWN;
-pub use plugin::GrpcPlugin;
+pub use plugin::{GrpcAdd, GrpcPlugin, GrpcServices};
 pub use request_id::{RequestId, current_request_id, request_id};
 pub use status::{IntoStatus, code_for, status_from, status_with_request_id};
 

@@ -9,6 +9,7 @@ mod health;
 mod limits;
 mod logs;
 mod metrics;
+mod plugin;
 mod rate_limit;
 mod reflection;
 mod shutdown;
