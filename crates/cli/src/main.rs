@@ -17,6 +17,7 @@ macro_rules! out {
 
 mod doctor;
 mod new;
+mod update;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ enum Command {
         /// `types` or `features`.
         what: ListWhat,
     },
+    /// Re-render a service's generated files (src/generated/) for this version; your files stay as they are.
+    Update(update::UpdateArgs),
     /// Check the toolchain and, inside a service, that its database is reachable.
     Doctor(doctor::DoctorArgs),
     /// Print shell completions, e.g. `microframework completions bash > /etc/bash_completion.d/microframework`.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             list(what);
             Ok(())
         }
+        Command::Update(args) => update::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();

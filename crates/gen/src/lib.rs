@@ -1,7 +1,9 @@
 //! The MicroFramework service generator.
 //!
-//! Templates are embedded in the binary (include_dir) and rendered with minijinja. Every file is
-//! user-owned once written ([`Policy::Once`]); the manifest records each file's hash as generated.
+//! Templates are embedded in the binary (include_dir) and rendered with minijinja. A file is
+//! either user-owned once written ([`Policy::Once`]) or generated ([`Policy::Generated`]: framework
+//! wiring under `src/generated/`, marked `@generated`, rewritten by [`plan_update`] /
+//! [`apply_update`]); the manifest records each file's policy and hash as generated.
 //! Output is deterministic: the same options give the same bytes (Rust files are formatted with
 //! rustfmt when it is installed).
 //!
@@ -20,12 +22,14 @@ mod format;
 mod manifest;
 mod options;
 mod render;
+mod update;
 mod write;
 
 pub use error::GenError;
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use options::{AuthKind, DatabaseKind, FrameworkSource, NAME_RULES, Options, ServiceType, singular, validate_name};
-pub use render::{File, Policy, Project, render};
+pub use render::{File, GENERATED_DIR, GENERATED_MARKER, Policy, Project, render};
+pub use update::{Change, ChangeKind, UpdatePlan, apply_update, plan_update};
 pub use write::{WriteReport, write_new};
 
 /// The generator version recorded in every generated service.

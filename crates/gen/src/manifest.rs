@@ -1,7 +1,7 @@
 //! `.microframework.toml`: generator version, options and the hash of every written file as
-//! generated. Nothing reads it yet beyond [`Manifest::read`] and [`Manifest::modified_files`]; it
-//! is written so that later commands (such as an `add` or `update`) can tell generated files from
-//! files the user edited, also in services generated before those commands exist.
+//! generated. `microframework update` reads it to find the generated files (policy `generated`),
+//! to tell which of them the user edited (their hash differs) and to refuse manifests written by a
+//! newer generator.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,7 +19,8 @@ pub const MANIFEST_FILE: &str = ".microframework.toml";
 /// One generated file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// Who owns the file (`once`: the user, once written).
+    /// Who owns the file (`once`: the user, once written; `generated`: the generator, which
+    /// `microframework update` rewrites).
     pub policy: Policy,
     /// SHA-256 of the contents as generated, in hex.
     pub sha256: String,
@@ -59,7 +60,7 @@ impl Manifest {
     pub fn to_toml(&self) -> Result<String, GenError> {
         let body = toml::to_string_pretty(self).map_err(|e| GenError::Manifest(e.to_string()))?;
         Ok(format!(
-            "# Written by `microframework new`: the generator version, the options and the SHA-256 of each file\n# as generated, so that later tooling (a future `microframework add` or `update`) can tell generated\n# files from files you edited. Keep it in version control.\n{body}"
+            "# Written by `microframework new` and `update`: the generator version, the options and the SHA-256\n# of each file as generated. Files with policy `generated` (under src/generated/) are rewritten by\n# `microframework update`; the others are yours. Keep it in version control.\n{body}"
         ))
     }
 

@@ -1,6 +1,7 @@
 //! Users Service: a REST service with a `/users` resource, through handlers → services →
 //! repositories → models.
 
+pub mod generated;
 pub mod handlers;
 pub mod middleware;
 pub mod models;
@@ -8,16 +9,14 @@ pub mod repositories;
 pub mod services;
 
 use microframework::Service;
-use microframework::data::{Database, Migrations};
+use microframework::data::Database;
 
 use crate::repositories::UserRepository;
 use crate::services::UserService;
 
 /// The service, ready to `run()` from `main` or to start in tests.
 pub fn service() -> Service {
-    Service::new("users-service")
-        .version(env!("CARGO_PKG_VERSION"))
-        .database(Migrations::new().sqlite(sqlx::migrate!("migrations/sqlite")))
+    generated::service()
         .layer(middleware::version_header())
         .api(|ctx| {
             let db = ctx.require::<Database>()?;
