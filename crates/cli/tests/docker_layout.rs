@@ -235,7 +235,8 @@ fn build_stage(service: &Path, framework: &Path, root: &Path, before_cargo: impl
     assert!(cargo_runs >= 2, "{}: the build stage runs cargo for the dependencies and the service", service.display());
 }
 
-/// Runs one `RUN` of the build stage in `workdir`, cargo offline and checking instead of building;
+/// Runs one `RUN` of the build stage in `workdir`, cargo offline (after fetching from the registry
+/// what the local cache lacks) and checking instead of building;
 /// returns how many cargo builds it held.
 fn run_step(service: &Path, root: &Path, workdir: &str, command: &str, hint: &str) -> usize {
     let target_dir = workspace_root().join("target/docker-layout");
@@ -250,7 +251,14 @@ fn run_step(service: &Path, root: &Path, workdir: &str, command: &str, hint: &st
     for step in command.split("&&").map(str::trim) {
         if let Some(rest) = step.strip_prefix("cargo build") {
             assert!(rest.contains("--locked") && rest.contains("--release"), "{}: {step}", service.display());
-            steps.push("cargo metadata --locked --offline --format-version 1 > /dev/null".to_owned());
+            // The image's build downloads what the lock file names; here the local cache stands in
+            // for the network. A fresh machine's cache lacks the crates of other platforms (cargo
+            // only downloads the host's), which `cargo metadata` needs: fetch those from the
+            // registry, then build offline.
+            steps.push(
+                "(cargo metadata --locked --offline --format-version 1 > /dev/null 2>&1 || cargo fetch --locked)"
+                    .to_owned(),
+            );
             steps.push(format!("cargo check{rest} --offline"));
             cargo_runs += 1;
         } else if step.starts_with("install ") {
