@@ -131,24 +131,13 @@ impl ComponentSet {
                 return Err(StartError::Duplicate(n.clone()));
             }
         }
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let deps: Vec<Vec<usize>> = self
-            .components
-            .iter()
-            .map(|c| {
-                c.dependencies()
-                    .into_iter()
-                    .map(|d| {
-                        index.get(d.as_str()).copied().ok_or_else(|| StartError::MissingDependency {
-                            component: c.name().to_owned(),
-                            dependency: d.clone(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<_, _>>()?;
-        let order = dependency_order(&deps)
-            .map_err(|cycle| StartError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()))?;
+        let deps = self.components.iter().map(|c| c.dependencies()).collect();
+        let (_, order) = resolve_order(&names, deps).map_err(|e| match e {
+            OrderError::Missing { item, dependency } => {
+                StartError::MissingDependency { component: names[item].clone(), dependency }
+            }
+            OrderError::Cycle(cycle) => StartError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()),
+        })?;
         let mut slots: Vec<Option<Box<dyn Component>>> = self.components.drain(..).map(Some).collect();
         self.components = order.into_iter().filter_map(|i| slots[i].take()).collect();
         Ok(())
@@ -187,10 +176,43 @@ impl ComponentSet {
     }
 }
 
+/// Why items cannot be ordered by [`resolve_order`].
+pub(crate) enum OrderError {
+    /// Item `item` depends on a name that is not in the set.
+    Missing {
+        /// The dependent item's index.
+        item: usize,
+        /// The name it depends on.
+        dependency: String,
+    },
+    /// The items at these indexes depend on each other in a cycle (the first repeated at the end).
+    Cycle(Vec<usize>),
+}
+
+/// Resolves each item's dependencies (`deps[i]`, by name) to indexes into `names`, then orders the
+/// items with [`dependency_order`]. Returns the resolved dependencies and the order.
+pub(crate) fn resolve_order(
+    names: &[String],
+    deps: Vec<Vec<String>>,
+) -> Result<(Vec<Vec<usize>>, Vec<usize>), OrderError> {
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let deps: Vec<Vec<usize>> = deps
+        .into_iter()
+        .enumerate()
+        .map(|(item, ds)| {
+            ds.into_iter()
+                .map(|d| index.get(d.as_str()).copied().ok_or(OrderError::Missing { item, dependency: d }))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    let order = dependency_order(&deps).map_err(OrderError::Cycle)?;
+    Ok((deps, order))
+}
+
 /// Orders items so that each comes after the items it depends on (`deps[i]` holds the indexes
 /// item `i` depends on); the order is stable otherwise. A cycle is returned as the indexes along
 /// it, the first repeated at the end.
-pub(crate) fn dependency_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+fn dependency_order(deps: &[Vec<usize>]) -> Result<Vec<usize>, Vec<usize>> {
     // Depth-first topological sort; 0 = unvisited, 1 = in progress, 2 = done.
     fn visit(
         i: usize,

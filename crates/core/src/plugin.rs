@@ -60,7 +60,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 
-use crate::component::{Component, ComponentSet, dependency_order};
+use crate::component::{Component, ComponentSet, OrderError, resolve_order};
 use crate::config::{ConfigError, ConfigHandle, Validate};
 use crate::context::AppContext;
 use crate::error::BoxError;
@@ -465,24 +465,13 @@ impl PluginSet {
     pub fn build(self, app: &AppContext, components: ComponentSet, slots: Slots) -> Result<BuiltPlugins, PluginError> {
         self.check_unique()?;
         let names = self.names();
-        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let deps: Vec<Vec<usize>> = self
-            .plugins
-            .iter()
-            .map(|p| {
-                p.dependencies()
-                    .into_iter()
-                    .map(|d| {
-                        index.get(d.as_str()).copied().ok_or_else(|| PluginError::MissingDependency {
-                            plugin: p.name().to_owned(),
-                            dependency: d.clone(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<_, _>>()?;
-        let order = dependency_order(&deps)
-            .map_err(|cycle| PluginError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()))?;
+        let (deps, order) =
+            resolve_order(&names, self.plugins.iter().map(|p| p.dependencies()).collect()).map_err(|e| match e {
+                OrderError::Missing { item, dependency } => {
+                    PluginError::MissingDependency { plugin: names[item].clone(), dependency }
+                }
+                OrderError::Cycle(cycle) => PluginError::Cycle(cycle.into_iter().map(|i| names[i].clone()).collect()),
+            })?;
 
         let mut built = BuiltPlugins { components, slots, shutdown_hooks: Vec::new() };
         // The components each plugin registered, and those of everything it depends on.
