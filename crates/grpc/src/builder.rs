@@ -14,10 +14,11 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
+use microframework_auth::gate::GateLayer;
 use microframework_auth::{JwtConfig, JwtVerifier};
 use microframework_core::{AppContext, BoxError};
 
-use crate::auth::{JwtAuth, JwtAuthLayer};
+use crate::auth::{JwtAuthLayer, StatusReject};
 use crate::config::GrpcConfig;
 use crate::layers::{
     ConcurrencyLimitLayer, DeadlineLayer, DecodeLimitLayer, EncodeLimitLayer, ObserveLayer, RateLimitLayer,
@@ -309,7 +310,8 @@ impl GrpcBuilder {
             .layer(RequestIdLayer::new())
             .layer(ObserveLayer::new(std::sync::Arc::new(table)))
             .layer(self.rate_limit_client.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
-            .layer(OptionalAuthLayer(self.jwt))
+            // The service's JWT gate when configured, a pass-through otherwise (one stack type either way).
+            .layer(GateLayer::new(self.jwt.map(|l| l.gate().clone()), StatusReject))
             .layer(self.rate_limit_subject.map_or_else(RateLimitLayer::off, RateLimitLayer::new))
             .layer(DeadlineLayer::new(config.timeout))
             .layer(ConcurrencyLimitLayer::new(config.concurrency_limit_per_connection))
@@ -333,18 +335,6 @@ impl GrpcBuilder {
 /// The answer to a call of a service that is not registered.
 async fn unimplemented() -> axum::response::Response {
     Status::unimplemented("unknown gRPC service").into_http()
-}
-
-/// The [`JwtAuthLayer`] when configured, a pass-through otherwise (so that the stack has one type).
-#[derive(Clone, Debug)]
-struct OptionalAuthLayer(Option<JwtAuthLayer>);
-
-impl<S> Layer<S> for OptionalAuthLayer {
-    type Service = JwtAuth<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        microframework_auth::gate::GateLayer::new(self.0.as_ref().map(|l| l.gate().clone()), crate::auth::StatusReject)
-            .layer(inner)
-    }
 }
 
 /// Sets the health of the server (`""`) and of every service to follow readiness, checked every
