@@ -70,6 +70,12 @@ pub enum GenError {
         .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     EditedGenerated(Vec<PathBuf>),
+    /// `add` was given a feature or provider that does not exist.
+    #[error("{0}")]
+    UnknownFeature(String),
+    /// `add` would apply a layer that conflicts with one already applied.
+    #[error("{0}")]
+    LayerConflict(String),
     /// The manifest could not be read or written.
     #[error("manifest: {0}")]
     Manifest(String),

@@ -16,16 +16,21 @@
 //! ```
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod add;
 mod docker;
 mod error;
 mod format;
+mod layers;
 mod manifest;
+mod merge;
 mod options;
 mod render;
 mod update;
 mod write;
 
+pub use add::{AddAction, AddChange, AddPlan, apply_add, plan_add};
 pub use error::GenError;
+pub use layers::{AppliedLayer, FEATURE_LAYERS, Feature, Provider, feature};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use options::{AuthKind, DatabaseKind, FrameworkSource, NAME_RULES, Options, ServiceType, singular, validate_name};
 pub use render::{File, GENERATED_DIR, GENERATED_MARKER, Policy, Project, render};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::GenError;
+use crate::layers::AppliedLayer;
 use crate::options::Options;
 use crate::render::{Policy, Project};
 
@@ -33,6 +34,9 @@ pub struct Manifest {
     pub generator_version: String,
     /// The options (flags) used.
     pub options: Options,
+    /// The feature layers applied (by `new --with-...` or `add`), in canonical order.
+    #[serde(default)]
+    pub layers: Vec<AppliedLayer>,
     /// Every generated file by path.
     pub files: BTreeMap<String, FileEntry>,
 }
@@ -53,14 +57,20 @@ impl Manifest {
                 (key, FileEntry { policy: f.policy, sha256: sha256_hex(f.contents.as_bytes()) })
             })
             .collect();
-        Self { generator_version: crate::GENERATOR_VERSION.to_owned(), options: project.options.clone(), files }
+        Self {
+            generator_version: crate::GENERATOR_VERSION.to_owned(),
+            options: project.options.clone(),
+            layers: project.options.layers(),
+            files,
+        }
     }
 
     /// Serialises to TOML, with a header comment.
     pub fn to_toml(&self) -> Result<String, GenError> {
         let body = toml::to_string_pretty(self).map_err(|e| GenError::Manifest(e.to_string()))?;
         Ok(format!(
-            "# Written by `microframework new` and `update`: the generator version, the options and the SHA-256\n# of each file as generated. Files with policy `generated` (under src/generated/) are rewritten by\n# `microframework update`; the others are yours. Keep it in version control.\n{body}"
+            "# Written by `microframework new`, `add` and `update`: the generator version, the options, the applied
+# layers and the SHA-256\n# of each file as generated. Files with policy `generated` (under src/generated/) are rewritten by\n# `microframework update`; the others are yours. Keep it in version control.\n{body}"
         ))
     }
 

@@ -71,6 +71,26 @@ fn version_key(v: &str) -> Option<Vec<u64>> {
     core.split('.').map(|p| p.parse().ok()).collect()
 }
 
+/// Reads the manifest of the service at `dir`, refusing a directory that is not a generated
+/// service and a manifest that does not parse or comes from a newer generator.
+pub(crate) fn read_service(dir: &Path) -> Result<Manifest, GenError> {
+    if !dir.join(MANIFEST_FILE).is_file() {
+        return Err(GenError::NotAService(dir.to_owned()));
+    }
+    let old = Manifest::read(dir)?;
+    match (version_key(&old.generator_version), version_key(GENERATOR_VERSION)) {
+        (Some(theirs), Some(ours)) if theirs > ours => {
+            Err(GenError::NewerManifest { found: old.generator_version.clone(), ours: GENERATOR_VERSION.into() })
+        }
+        (None, _) => Err(GenError::Manifest(format!(
+            "{}: generator_version `{}` is not a version such as 0.1.0",
+            dir.join(MANIFEST_FILE).display(),
+            old.generator_version
+        ))),
+        _ => Ok(old),
+    }
+}
+
 /// Reads the service at `dir` and works out what `update` would change. Writes nothing.
 ///
 /// # Errors
@@ -78,26 +98,7 @@ fn version_key(v: &str) -> Option<Vec<u64>> {
 /// `dir` is not a generated service (no manifest), the manifest does not parse or was written by
 /// a newer generator, or rendering fails.
 pub fn plan_update(dir: &Path) -> Result<UpdatePlan, GenError> {
-    if !dir.join(MANIFEST_FILE).is_file() {
-        return Err(GenError::NotAService(dir.to_owned()));
-    }
-    let old = Manifest::read(dir)?;
-    match (version_key(&old.generator_version), version_key(GENERATOR_VERSION)) {
-        (Some(theirs), Some(ours)) if theirs > ours => {
-            return Err(GenError::NewerManifest {
-                found: old.generator_version.clone(),
-                ours: GENERATOR_VERSION.into(),
-            });
-        }
-        (None, _) => {
-            return Err(GenError::Manifest(format!(
-                "{}: generator_version `{}` is not a version such as 0.1.0",
-                dir.join(MANIFEST_FILE).display(),
-                old.generator_version
-            )));
-        }
-        _ => {}
-    }
+    let old = read_service(dir)?;
     let project = render(&old.options)?;
     let mut manifest = old.clone();
     manifest.generator_version = GENERATOR_VERSION.to_owned();
@@ -179,7 +180,7 @@ pub fn apply_update(plan: &UpdatePlan, force: bool) -> Result<Vec<PathBuf>, GenE
     Ok(written)
 }
 
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), GenError> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), GenError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| GenError::io(parent, e))?;
     }
