@@ -260,7 +260,7 @@ fn relative_to_service(root: &Path, dir: &Path) -> Result<PathBuf, Failure> {
 /// a member of its workspace (such as examples/) builds with the workspace's lockfile on the
 /// disk, where cargo trims nothing in the service's directory; its own lockfile is trimmed in a
 /// scratch copy that depends on the checkout by absolute path (a lockfile records no paths).
-fn seed_lockfile(root: &Path, dir: &Path, options: &Options) {
+pub(crate) fn seed_lockfile(root: &Path, dir: &Path, options: &Options) {
     let lock = root.join("Cargo.lock");
     if !lock.is_file() || dir.join("Cargo.lock").exists() {
         return;
@@ -287,17 +287,18 @@ fn seed_lockfile(root: &Path, dir: &Path, options: &Options) {
     let _ = std::fs::remove_dir_all(&scratch);
     if !trimmed {
         eprintln!(
-            "warning: could not write Cargo.lock (cargo metadata failed); the image build needs one: \
+            "warning: could not write Cargo.lock (cargo update --offline failed); the image build needs one: \
              see deployments/docker/Dockerfile"
         );
     }
 }
 
-/// `cargo metadata --offline` on the service: resolves it against its lockfile and drops what it
-/// does not use. Whether it succeeded.
-fn trim_lockfile(dir: &Path) -> bool {
+/// `cargo update --offline --workspace` on the service: resolves it against its lockfile, keeping
+/// the locked versions, adding what is missing from the local index and dropping what it does not
+/// use. Unlike `cargo metadata`, it needs no crate downloaded. Whether it succeeded.
+pub(crate) fn trim_lockfile(dir: &Path) -> bool {
     Command::new("cargo")
-        .args(["metadata", "--offline", "--format-version", "1", "--manifest-path"])
+        .args(["update", "--offline", "--workspace", "--quiet", "--manifest-path"])
         .arg(dir.join("Cargo.toml"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
