@@ -15,6 +15,7 @@ macro_rules! out {
     }};
 }
 
+mod add;
 mod doctor;
 mod new;
 mod update;
@@ -39,6 +40,8 @@ enum Command {
         /// `types` or `features`.
         what: ListWhat,
     },
+    /// Add a feature to a service, as `new --with-FEATURE=PROVIDER` would have (your edits are kept or left alone).
+    Add(add::AddArgs),
     /// Re-render a service's generated files (src/generated/) for this version; your files stay as they are.
     Update(update::UpdateArgs),
     /// Check the toolchain and, inside a service, that its database is reachable.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             list(what);
             Ok(())
         }
+        Command::Add(args) => add::run(args),
         Command::Update(args) => update::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
@@ -121,9 +125,15 @@ fn list(what: ListWhat) {
             }
         }
         ListWhat::Features => {
-            for (name, what) in microframework_gen::FEATURES {
-                out!("{name:<10} {what}");
+            for f in microframework_gen::FEATURE_LAYERS {
+                out!("{:<10} {}", f.name, f.description);
+                for p in f.providers {
+                    out!("  {:<10} {}", p.name, p.description);
+                }
             }
+            out!(
+                "\nUse them with `microframework new --with-FEATURE=PROVIDER` or `microframework add FEATURE --provider PROVIDER`."
+            );
         }
     }
 }

@@ -6,6 +6,8 @@
 //! (schemathesis, installed by `.ci/run`): no 5xx, and no request the document and the
 //! validation judge differently.
 //!
+//! Two variants get their features from `microframework add` after `new`.
+//!
 //! The services are members of one temporary workspace, built by one cargo command in a shared
 //! target directory (`target/generated-services`): dependencies compile once and members build in
 //! parallel. One variant is also checked on its own, with only its database driver compiled in.
@@ -49,15 +51,21 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// The variants: name, flags, and the database of the REST ones checked by the contract tester.
-const VARIANTS: [(&str, &[&str]); 7] = [
-    ("svc-sqlite", &["--with-database=sqlite"]),
-    ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"]),
-    ("svc-mysql", &["--with-database=mysql", "--resource=orders"]),
-    ("svc-memory-jwt", &["--with-database=none", "--with-auth=jwt"]),
-    ("svc-ws-sqlite-jwt", &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"]),
-    ("svc-grpc-postgres-jwt", &["--type=grpc", "--with-database=postgres", "--with-auth=jwt"]),
-    ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"]),
+/// The variants: name, flags of `new`, then the `add` commands applied to the service (features
+/// added later must give a service that builds, lints, passes its tests and serves, like `new`).
+type Variant = (&'static str, &'static [&'static str], &'static [&'static [&'static str]]);
+const VARIANTS: [Variant; 7] = [
+    ("svc-sqlite", &["--with-database=sqlite"], &[]),
+    ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"], &[]),
+    ("svc-mysql", &["--with-database=mysql", "--resource=orders"], &[]),
+    ("svc-memory-jwt", &["--with-database=none"], &[&["auth", "--provider", "jwt"]]),
+    ("svc-ws-sqlite-jwt", &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"], &[]),
+    (
+        "svc-grpc-postgres-jwt",
+        &["--type=grpc", "--with-database=none"],
+        &[&["database", "--provider", "postgres"], &["auth", "--provider", "jwt"]],
+    ),
+    ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"], &[]),
 ];
 
 #[test]
@@ -70,8 +78,14 @@ fn generated_services_build_lint_and_pass_their_tests() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let mut members = Vec::new();
-    for (name, flags) in VARIANTS {
-        generate(root, name, flags);
+    for (name, flags, adds) in VARIANTS {
+        let dir = generate(root, name, flags);
+        for args in adds {
+            let mut all = vec!["add"];
+            all.extend_from_slice(args);
+            let out = common::cli(&all, &dir);
+            assert!(out.status.success(), "{name}: add {args:?}: {}", common::text(&out));
+        }
         members.push(format!("\"{name}\""));
     }
     // One workspace, one lockfile (the framework's, so the tested versions are used).
@@ -81,7 +95,7 @@ fn generated_services_build_lint_and_pass_their_tests() {
     )
     .unwrap();
     std::fs::copy(workspace_root().join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
-    for (name, _) in VARIANTS {
+    for (name, _, _) in VARIANTS {
         let _ = std::fs::remove_file(root.join(name).join("Cargo.lock"));
     }
     cargo(root, &["fmt", "--all", "--check"]);

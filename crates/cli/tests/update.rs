@@ -6,32 +6,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{cli, generate, text};
+use common::{cli, committed, generate, git, status, text};
 
 const GENERATED: &str = "src/generated/mod.rs";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn committed(dir: &Path) {
-    git(dir, &["init", "-q"]);
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "generated"]);
-}
-
-fn status(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = git(dir, &["status", "--porcelain"]).lines().map(str::to_owned).collect();
-    lines.sort();
-    lines
-}
 
 fn sha256(data: &str) -> String {
     let mut child = Command::new("sha256sum")

@@ -39,9 +39,3 @@ pub use write::{WriteReport, write_new};
 
 /// The generator version recorded in every generated service.
 pub const GENERATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The Cargo features of the framework a generated service can switch on, with what they add.
-pub const FEATURES: &[(&str, &str)] = &[
-    ("database", "SQL database: --with-database=sqlite|postgres|mysql|none (pools, migrations, readiness)"),
-    ("auth", "authentication: --with-auth=jwt|none (JWT bearer tokens, HS/RS/ES, JWKS)"),
-];

@@ -69,8 +69,7 @@ impl Manifest {
     pub fn to_toml(&self) -> Result<String, GenError> {
         let body = toml::to_string_pretty(self).map_err(|e| GenError::Manifest(e.to_string()))?;
         Ok(format!(
-            "# Written by `microframework new`, `add` and `update`: the generator version, the options, the applied
-# layers and the SHA-256\n# of each file as generated. Files with policy `generated` (under src/generated/) are rewritten by\n# `microframework update`; the others are yours. Keep it in version control.\n{body}"
+            "# Written by `microframework new`, `add` and `update`: the generator version, the options, the\n# applied layers and the SHA-256 of each file as generated. Files with policy `generated` (under\n# src/generated/) are rewritten by `microframework update`; the others are yours. Keep it in\n# version control.\n{body}"
         ))
     }
 

@@ -61,3 +61,30 @@ pub(crate) fn tool(name: &str) -> Option<PathBuf> {
     eprintln!("skipping: `{name}` is not installed (.ci/run installs it)");
     None
 }
+
+/// Runs git in `dir` with a throwaway identity; panics with its output on failure.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Makes `dir` a git repository with everything in it committed.
+pub(crate) fn committed(dir: &Path) {
+    git(dir, &["init", "-q"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "generated"]);
+}
+
+/// `git status --porcelain --untracked-files=all`, sorted.
+pub(crate) fn status(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> =
+        git(dir, &["status", "--porcelain", "--untracked-files=all"]).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
