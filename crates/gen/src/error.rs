@@ -76,6 +76,9 @@ pub enum GenError {
     /// `add` would apply a layer that conflicts with one already applied.
     #[error("{0}")]
     LayerConflict(String),
+    /// `generate` was asked for something it cannot add.
+    #[error("{0}")]
+    Generate(String),
     /// The manifest could not be read or written.
     #[error("manifest: {0}")]
     Manifest(String),

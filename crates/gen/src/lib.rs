@@ -20,6 +20,7 @@ mod add;
 mod docker;
 mod error;
 mod format;
+mod generate;
 mod layers;
 mod manifest;
 mod merge;
@@ -30,9 +31,12 @@ mod write;
 
 pub use add::{AddAction, AddChange, AddPlan, apply_add, plan_add};
 pub use error::GenError;
+pub use generate::{GenerateKind, plan_generate};
 pub use layers::{AppliedLayer, FEATURE_LAYERS, Feature, Provider, feature};
 pub use manifest::{MANIFEST_FILE, Manifest};
-pub use options::{AuthKind, DatabaseKind, FrameworkSource, NAME_RULES, Options, ServiceType, singular, validate_name};
+pub use options::{
+    AuthKind, DatabaseKind, ExtraResource, FrameworkSource, NAME_RULES, Options, ServiceType, singular, validate_name,
+};
 pub use render::{File, GENERATED_DIR, GENERATED_MARKER, Policy, Project, render};
 pub use update::{Change, ChangeKind, UpdatePlan, apply_update, plan_update};
 pub use write::{WriteReport, write_new};

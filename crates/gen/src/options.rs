@@ -197,7 +197,26 @@ pub struct Options {
     pub resource: String,
     /// The framework dependency.
     pub framework: FrameworkSource,
+    /// CRUD resources added by `microframework generate resource` (REST), in the order added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ExtraResource>,
+    /// Handlers added by `microframework generate handler` (REST), in the order added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handlers: Vec<String>,
 }
+
+/// A CRUD resource added after `new` by `microframework generate resource`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraResource {
+    /// Its name, plural snake_case (`orders`).
+    pub name: String,
+    /// The version of its migration (`0002_create_orders.sql`).
+    pub migration: u32,
+}
+
+/// Names that generated modules and test targets take, which resources and handlers cannot.
+const TAKEN: &[&str] =
+    &["generated", "handlers", "middleware", "models", "repositories", "services", "e2e", "integration", "main", "lib"];
 
 impl Options {
     /// Options for `name` with the defaults: REST, SQLite, no auth, `users`.
@@ -209,6 +228,8 @@ impl Options {
             auth: AuthKind::None,
             resource: "users".to_owned(),
             framework,
+            resources: Vec::new(),
+            handlers: Vec::new(),
         }
     }
 
@@ -216,6 +237,35 @@ impl Options {
     pub fn validate(&self) -> Result<(), GenError> {
         validate_name(&self.name)?;
         validate_resource(&self.resource)?;
+        if (!self.resources.is_empty() || !self.handlers.is_empty()) && self.service_type != ServiceType::Rest {
+            return Err(GenError::Generate(format!(
+                "`generate resource` and `generate handler` work on REST services, and this is a {} service",
+                self.service_type
+            )));
+        }
+        let mut modules = vec![self.resource.clone()];
+        for r in &self.resources {
+            validate_resource(&r.name)?;
+            modules.push(r.name.clone());
+        }
+        for h in &self.handlers {
+            validate_resource(h).map_err(|_| {
+                GenError::Generate(format!(
+                    "invalid handler name `{h}`: use lowercase letters, digits and `_` (2 to 40 characters, starting with a letter), such as `status` or `reports`"
+                ))
+            })?;
+            modules.push(h.clone());
+        }
+        for (i, m) in modules.iter().enumerate() {
+            if TAKEN.contains(&m.as_str()) {
+                return Err(GenError::Generate(format!(
+                    "`{m}` is the name of one of the service's own modules or test targets; choose another name"
+                )));
+            }
+            if modules[..i].contains(m) {
+                return Err(GenError::Generate(format!("the service already has a resource or handler called `{m}`")));
+            }
+        }
         if !self.service_type.is_available() {
             return Err(GenError::TypeNotAvailable(self.service_type));
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use heck::{ToSnakeCase, ToTitleCase};
+use heck::{ToKebabCase, ToPascalCase, ToSnakeCase, ToTitleCase};
 use include_dir::{Dir, DirEntry, include_dir};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
@@ -101,6 +101,34 @@ struct Context<'a> {
     docker_framework_dir: Option<String>,
     /// The framework checkout as seen from `deployments/docker/` (path dependency only).
     compose_framework_path: Option<String>,
+    /// Resources added by `microframework generate resource`.
+    extra_resources: Vec<ExtraResourceNames>,
+    /// Handlers added by `microframework generate handler`.
+    handlers: Vec<HandlerNames>,
+}
+
+#[derive(Serialize)]
+struct ExtraResourceNames {
+    #[serde(flatten)]
+    names: ResourceNames,
+    /// The migration's version prefix (`0002`).
+    migration: String,
+}
+
+#[derive(Serialize)]
+struct HandlerNames {
+    /// The module (`daily_report`).
+    snake: String,
+    /// The route's path segment (`daily-report`).
+    path: String,
+    /// The response type's prefix (`DailyReport`).
+    pascal: String,
+}
+
+/// Whether the template is rendered once per CRUD resource (its path names the resource, or it is
+/// the resource's integration test).
+fn per_resource(template: &str) -> bool {
+    template.contains("{{resource.") || template == "tests/integration/main.rs.jinja"
 }
 
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut BTreeMap<PathBuf, &'a include_dir::File<'a>>, root: &Path) {
@@ -148,6 +176,19 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         docker_workdir,
         docker_framework_dir,
         compose_framework_path,
+        extra_resources: options
+            .resources
+            .iter()
+            .map(|r| ExtraResourceNames {
+                names: ResourceNames::new(&r.name),
+                migration: format!("{:04}", r.migration),
+            })
+            .collect(),
+        handlers: options
+            .handlers
+            .iter()
+            .map(|h| HandlerNames { snake: h.clone(), path: h.to_kebab_case(), pascal: h.to_pascal_case() })
+            .collect(),
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
@@ -169,42 +210,90 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
     env.set_syntax(syntax);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
 
+    let extra_resources: Vec<minijinja::Value> =
+        ctx.extra_resources.iter().map(|r| minijinja::Value::from(minijinja::value::Serde(&r.names))).collect();
+    let migrations: Vec<String> = ctx.extra_resources.iter().map(|r| r.migration.clone()).collect();
+    let handlers: Vec<minijinja::Value> =
+        ctx.handlers.iter().map(|h| minijinja::Value::from(minijinja::value::Serde(h))).collect();
     let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
     let mut files = Vec::new();
     for (rel, file) in sources {
         let rel_str = rel.to_string_lossy().to_string();
-        let template_err =
-            |e: minijinja::Error| GenError::Template { template: rel_str.clone(), message: format!("{e:#}") };
-        // Path segments may hold expressions such as {{name}}.
-        let mut out_path = if rel_str.contains("{{") {
-            env.render_str(&rel_str, &ctx).map_err(template_err)?
-        } else {
-            rel_str.clone()
-        };
-        let contents = if let Some(stripped) = out_path.strip_suffix(".jinja") {
-            out_path = stripped.to_owned();
-            let source = file.contents_utf8().ok_or_else(|| GenError::Template {
-                template: rel_str.clone(),
-                message: "template is not UTF-8".into(),
-            })?;
-            env.render_str(source, &ctx).map_err(template_err)?
-        } else {
-            String::from_utf8_lossy(file.contents()).into_owned()
-        };
-        if contents.trim().is_empty() || out_path.split('/').any(str::is_empty) {
+        let source = file.contents_utf8();
+        if let Some(f) = render_file(&env, &rel_str, source, file.contents(), &ctx)? {
+            files.push(f);
+        }
+        if !per_resource(&rel_str) {
             continue;
         }
-        let policy = Policy::for_path(&out_path);
-        if policy == Policy::Generated && !contents.starts_with(GENERATED_MARKER) {
-            return Err(GenError::Template {
-                template: rel_str.clone(),
-                message: format!("a generated file must start with `{GENERATED_MARKER}`"),
-            });
+        // Once more for each resource added by `generate resource`.
+        for (names, migration) in extra_resources.iter().zip(&migrations) {
+            let ctx = minijinja::context! { resource => names.clone(), ..ctx.clone() };
+            if let Some(mut f) = render_file(&env, &rel_str, source, file.contents(), &ctx)? {
+                let path = f.path.to_string_lossy().replace('\\', "/");
+                let plural = names.get_attr("plural").map(|v| v.to_string()).unwrap_or_default();
+                let path = if path == "tests/integration/main.rs" {
+                    format!("tests/{plural}/main.rs")
+                } else {
+                    path.replacen("/0001_", &format!("/{migration}_"), 1)
+                };
+                f.path = PathBuf::from(path);
+                files.push(f);
+            }
         }
-        let executable = out_path.ends_with(".sh");
-        files.push(File { path: PathBuf::from(out_path), contents, policy, executable });
+    }
+    for handler in &handlers {
+        for (template, out) in
+            [("parts/handler.rs.jinja", "src/handlers/"), ("parts/handler_test.rs.jinja", "tests/handler_")]
+        {
+            let Some(file) = TEMPLATES.get_file(template) else { continue };
+            let ctx = minijinja::context! { handler => handler.clone(), ..ctx.clone() };
+            if let Some(mut f) = render_file(&env, template, file.contents_utf8(), file.contents(), &ctx)? {
+                let snake = handler.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
+                f.path = PathBuf::from(format!("{out}{snake}.rs"));
+                files.push(f);
+            }
+        }
     }
     crate::format::rustfmt(&mut files);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Project { options: options.clone(), files })
+}
+
+/// Renders one template (a `.jinja` file; any other is copied) and its path; `None` when it
+/// renders empty (a file the options leave out).
+fn render_file(
+    env: &Environment<'_>,
+    rel_str: &str,
+    source: Option<&str>,
+    raw: &[u8],
+    ctx: &minijinja::Value,
+) -> Result<Option<File>, GenError> {
+    let template_err =
+        |e: minijinja::Error| GenError::Template { template: rel_str.to_owned(), message: format!("{e:#}") };
+    // Path segments may hold expressions such as {{name}}.
+    let mut out_path =
+        if rel_str.contains("{{") { env.render_str(rel_str, ctx).map_err(template_err)? } else { rel_str.to_owned() };
+    let contents = if let Some(stripped) = out_path.strip_suffix(".jinja") {
+        out_path = stripped.to_owned();
+        let source = source.ok_or_else(|| GenError::Template {
+            template: rel_str.to_owned(),
+            message: "template is not UTF-8".into(),
+        })?;
+        env.render_str(source, ctx).map_err(template_err)?
+    } else {
+        String::from_utf8_lossy(raw).into_owned()
+    };
+    if contents.trim().is_empty() || out_path.split('/').any(str::is_empty) {
+        return Ok(None);
+    }
+    let policy = Policy::for_path(&out_path);
+    if policy == Policy::Generated && !contents.starts_with(GENERATED_MARKER) {
+        return Err(GenError::Template {
+            template: rel_str.to_owned(),
+            message: format!("a generated file must start with `{GENERATED_MARKER}`"),
+        });
+    }
+    let executable = out_path.ends_with(".sh");
+    Ok(Some(File { path: PathBuf::from(out_path), contents, policy, executable }))
 }
