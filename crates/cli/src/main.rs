@@ -17,6 +17,7 @@ macro_rules! out {
 
 mod add;
 mod doctor;
+mod generate;
 mod new;
 mod update;
 
@@ -42,6 +43,8 @@ enum Command {
     },
     /// Add a feature to a service, as `new --with-FEATURE=PROVIDER` would have (your edits are kept or left alone).
     Add(add::AddArgs),
+    /// Generate code in a service: a CRUD resource or a handler, registered through src/generated/.
+    Generate(generate::GenerateArgs),
     /// Re-render a service's generated files (src/generated/) for this version; your files stay as they are.
     Update(update::UpdateArgs),
     /// Check the toolchain and, inside a service, that its database is reachable.
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Add(args) => add::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::Update(args) => update::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {

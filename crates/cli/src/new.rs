@@ -157,6 +157,8 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         },
         resource: args.resource.clone(),
         framework: framework.clone(),
+        resources: Vec::new(),
+        handlers: Vec::new(),
     };
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 

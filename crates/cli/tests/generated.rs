@@ -6,7 +6,8 @@
 //! (schemathesis, installed by `.ci/run`): no 5xx, and no request the document and the
 //! validation judge differently.
 //!
-//! Two variants get their features from `microframework add` after `new`.
+//! Two variants get their features from `microframework add` after `new`, and one gets a second
+//! CRUD resource and a handler from `microframework generate` (its tests drive them over HTTP).
 //!
 //! The services are members of one temporary workspace, built by one cargo command in a shared
 //! target directory (`target/generated-services`): dependencies compile once and members build in
@@ -51,19 +52,24 @@ fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// The variants: name, flags of `new`, then the `add` commands applied to the service (features
-/// added later must give a service that builds, lints, passes its tests and serves, like `new`).
+/// The variants: name, flags of `new`, then the `add` and `generate` commands applied to the
+/// service (what is added later must give a service that builds, lints, passes its tests and
+/// serves, like `new`).
 type Variant = (&'static str, &'static [&'static str], &'static [&'static [&'static str]]);
 const VARIANTS: [Variant; 7] = [
-    ("svc-sqlite", &["--with-database=sqlite"], &[]),
+    (
+        "svc-sqlite",
+        &["--with-database=sqlite"],
+        &[&["generate", "resource", "orders"], &["generate", "handler", "daily_report"]],
+    ),
     ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"], &[]),
     ("svc-mysql", &["--with-database=mysql", "--resource=orders"], &[]),
-    ("svc-memory-jwt", &["--with-database=none"], &[&["auth", "--provider", "jwt"]]),
+    ("svc-memory-jwt", &["--with-database=none"], &[&["add", "auth", "--provider", "jwt"]]),
     ("svc-ws-sqlite-jwt", &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"], &[]),
     (
         "svc-grpc-postgres-jwt",
         &["--type=grpc", "--with-database=none"],
-        &[&["database", "--provider", "postgres"], &["auth", "--provider", "jwt"]],
+        &[&["add", "database", "--provider", "postgres"], &["add", "auth", "--provider", "jwt"]],
     ),
     ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"], &[]),
 ];
@@ -81,10 +87,8 @@ fn generated_services_build_lint_and_pass_their_tests() {
     for (name, flags, adds) in VARIANTS {
         let dir = generate(root, name, flags);
         for args in adds {
-            let mut all = vec!["add"];
-            all.extend_from_slice(args);
-            let out = common::cli(&all, &dir);
-            assert!(out.status.success(), "{name}: add {args:?}: {}", common::text(&out));
+            let out = common::cli(args, &dir);
+            assert!(out.status.success(), "{name}: {args:?}: {}", common::text(&out));
         }
         members.push(format!("\"{name}\""));
     }
