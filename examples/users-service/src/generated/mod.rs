@@ -2,14 +2,29 @@
 // `microframework update` rewrites this file; change your own code in the other modules.
 
 //! The framework wiring of Users Service: its name, its version and the plugins of the features
-//! it was generated with (database: sqlite). `src/lib.rs` starts from [`service`] and adds
-//! the service's own routes, handlers and layers.
+//! it was generated with (database: sqlite), and the resources and handlers added by
+//! `microframework generate`, declared and registered here. `src/lib.rs` starts from
+//! [`service`] and adds the service's own routes, handlers and layers.
 
 use microframework::Service;
 use microframework::data::Migrations;
 
 /// The service's name: in logs, metrics, and the default SQLite file name.
 pub const NAME: &str = "users-service";
+
+/// The models of the resources added by `microframework generate resource`; `crate::models`
+/// re-exports them.
+pub mod models {}
+
+/// Their repositories; `crate::repositories` re-exports them.
+pub mod repositories {}
+
+/// Their services; `crate::services` re-exports them.
+pub mod services {}
+
+/// Their handlers, and those added by `microframework generate handler`; `crate::handlers`
+/// re-exports them.
+pub mod handlers {}
 
 /// The service with the plugins of its features, before its own routes.
 pub fn service() -> Service {

@@ -1,3 +1,6 @@
 //! HTTP handlers.
 
 pub mod users;
+
+// The resources and handlers added later by `microframework generate`, declared in src/generated/.
+pub use crate::generated::handlers::*;

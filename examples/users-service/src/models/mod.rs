@@ -3,3 +3,6 @@
 mod user;
 
 pub use user::{NewUser, UpdateUser, User};
+
+// The resources added later by `microframework generate resource`, declared in src/generated/.
+pub use crate::generated::models::*;

@@ -3,3 +3,6 @@
 mod user_service;
 
 pub use user_service::UserService;
+
+// The resources added later by `microframework generate resource`, declared in src/generated/.
+pub use crate::generated::services::*;
