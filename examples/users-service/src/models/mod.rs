@@ -4,5 +4,7 @@ mod user;
 
 pub use user::{NewUser, UpdateUser, User};
 
-// The resources added later by `microframework generate resource`, declared in src/generated/.
+// The resources added later by `microframework generate resource`, declared in src/generated/
+// (empty until then).
+#[allow(unused_imports)]
 pub use crate::generated::models::*;
