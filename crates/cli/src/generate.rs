@@ -13,7 +13,7 @@ enum Kind {
     Resource,
     /// A documented HTTP handler with its test (REST).
     Handler,
-    /// A .proto service with its server wiring (gRPC; not available yet).
+    /// A .proto service with its implementation, test and server wiring (gRPC).
     Protobuf,
     /// A GraphQL type with resolvers (GraphQL; not available yet).
     Graphql,
@@ -24,7 +24,8 @@ pub(crate) struct GenerateArgs {
     /// What to generate.
     #[arg(value_enum)]
     kind: Kind,
-    /// Its name: plural snake_case for a resource (`orders`), snake_case for a handler (`status`).
+    /// Its name: plural snake_case for a resource (`orders`), snake_case for a handler or protobuf
+    /// service (`status`, `billing`).
     #[arg(value_name = "NAME")]
     name: String,
     /// The service's root directory (the one holding .microframework.toml).

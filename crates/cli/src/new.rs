@@ -159,6 +159,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         framework: framework.clone(),
         resources: Vec::new(),
         handlers: Vec::new(),
+        protobufs: Vec::new(),
     };
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 

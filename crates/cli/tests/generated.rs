@@ -6,8 +6,9 @@
 //! (schemathesis, installed by `.ci/run`): no 5xx, and no request the document and the
 //! validation judge differently.
 //!
-//! Two variants get their features from `microframework add` after `new`, and one gets a second
-//! CRUD resource and a handler from `microframework generate` (its tests drive them over HTTP).
+//! Two variants get their features from `microframework add` after `new`; one REST variant gets a
+//! second CRUD resource and a handler from `microframework generate` (its tests drive them over
+//! HTTP), and the gRPC one a protobuf service (its test calls it over gRPC).
 //!
 //! The services are members of one temporary workspace, built by one cargo command in a shared
 //! target directory (`target/generated-services`): dependencies compile once and members build in
@@ -69,7 +70,11 @@ const VARIANTS: [Variant; 7] = [
     (
         "svc-grpc-postgres-jwt",
         &["--type=grpc", "--with-database=none"],
-        &[&["add", "database", "--provider", "postgres"], &["add", "auth", "--provider", "jwt"]],
+        &[
+            &["add", "database", "--provider", "postgres"],
+            &["add", "auth", "--provider", "jwt"],
+            &["generate", "protobuf", "billing"],
+        ],
     ),
     ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"], &[]),
 ];

@@ -1,4 +1,5 @@
-//! `microframework generate resource|handler NAME`: new code in an existing REST service.
+//! `microframework generate resource|handler|protobuf NAME`: new code in an existing REST or gRPC
+//! service.
 //!
 //! The new files (a CRUD resource through handlers → services → repositories → models with its
 //! migration and integration test; or a documented handler with its test) are created once and
@@ -20,7 +21,7 @@ pub enum GenerateKind {
     Resource,
     /// A handler.
     Handler,
-    /// A protobuf service (not available yet).
+    /// A gRPC service from a new `.proto`.
     Protobuf,
     /// A GraphQL type (not available yet).
     Graphql,
@@ -74,12 +75,24 @@ pub fn plan_generate(dir: &Path, kind: GenerateKind, name: &str, force: bool) ->
                 options.service_type
             )));
         }
-        GenerateKind::Protobuf | GenerateKind::Graphql => {
+        GenerateKind::Protobuf if options.service_type != ServiceType::Grpc => {
             return Err(GenError::Generate(format!(
-                "`generate {}` is not available in this version yet (`generate resource` and `generate handler` are, \
-                 for REST services). Nothing was written",
-                kind.as_str()
+                "`generate protobuf` works on gRPC services, and this is a {} service. Nothing was written",
+                options.service_type
             )));
+        }
+        GenerateKind::Graphql => {
+            return Err(GenError::Generate(
+                "`generate graphql` is not available in this version yet (`generate resource` and `generate handler` are, \
+                 for REST services, and `generate protobuf` for gRPC services). Nothing was written"
+                    .into(),
+            ));
+        }
+        GenerateKind::Protobuf => {
+            if options.protobufs.iter().any(|p| p == name) {
+                return Ok(AddPlan::nothing(dir, kind.as_str(), name, manifest));
+            }
+            target.protobufs.push(name.to_owned());
         }
         GenerateKind::Resource => {
             if name == options.resource || options.resources.iter().any(|r| r.name == name) {
@@ -116,15 +129,31 @@ pub fn plan_generate(dir: &Path, kind: GenerateKind, name: &str, force: bool) ->
     plan.changes = changes;
     plan.manifest = new_manifest;
     // Services generated before the re-exports existed need them once, by hand.
-    for module in ["models", "repositories", "services", "handlers"] {
-        if kind == GenerateKind::Handler && module != "handlers" {
-            continue;
-        }
+    let modules: &[&str] = match kind {
+        GenerateKind::Resource => &["models", "repositories", "services", "handlers"],
+        GenerateKind::Handler => &["handlers"],
+        _ => &["grpc"],
+    };
+    for &module in modules {
         let file = format!("src/{module}/mod.rs");
         let line = format!("pub use crate::generated::{module}::*;");
         let text = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
         if !text.contains(&line) {
             plan.notes.push(format!("add `{line}` to {file}, so that the new code is reachable as crate::{module}"));
+        }
+    }
+    if kind == GenerateKind::Protobuf {
+        let build = std::fs::read_to_string(dir.join("build.rs")).unwrap_or_default();
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap_or_default();
+        if !build.contains("fn protos(") {
+            plan.notes
+                .push("build.rs must compile every .proto under proto/ (as a newly generated build.rs does)".into());
+        }
+        if !lib.contains("generated::grpc_services(") {
+            plan.notes.push(
+                "src/lib.rs must pass its GrpcBuilder through `generated::grpc_services(builder)` to serve the new service"
+                    .into(),
+            );
         }
     }
     Ok(plan)

@@ -203,6 +203,9 @@ pub struct Options {
     /// Handlers added by `microframework generate handler` (REST), in the order added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<String>,
+    /// gRPC services added by `microframework generate protobuf` (gRPC), in the order added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protobufs: Vec<String>,
 }
 
 /// A CRUD resource added after `new` by `microframework generate resource`.
@@ -215,8 +218,20 @@ pub struct ExtraResource {
 }
 
 /// Names that generated modules and test targets take, which resources and handlers cannot.
-const TAKEN: &[&str] =
-    &["generated", "handlers", "middleware", "models", "repositories", "services", "e2e", "integration", "main", "lib"];
+const TAKEN: &[&str] = &[
+    "generated",
+    "handlers",
+    "middleware",
+    "models",
+    "repositories",
+    "services",
+    "grpc",
+    "proto",
+    "e2e",
+    "integration",
+    "main",
+    "lib",
+];
 
 impl Options {
     /// Options for `name` with the defaults: REST, SQLite, no auth, `users`.
@@ -230,6 +245,7 @@ impl Options {
             framework,
             resources: Vec::new(),
             handlers: Vec::new(),
+            protobufs: Vec::new(),
         }
     }
 
@@ -240,6 +256,12 @@ impl Options {
         if (!self.resources.is_empty() || !self.handlers.is_empty()) && self.service_type != ServiceType::Rest {
             return Err(GenError::Generate(format!(
                 "`generate resource` and `generate handler` work on REST services, and this is a {} service",
+                self.service_type
+            )));
+        }
+        if !self.protobufs.is_empty() && self.service_type != ServiceType::Grpc {
+            return Err(GenError::Generate(format!(
+                "`generate protobuf` works on gRPC services, and this is a {} service",
                 self.service_type
             )));
         }
@@ -255,6 +277,14 @@ impl Options {
                 ))
             })?;
             modules.push(h.clone());
+        }
+        for p in &self.protobufs {
+            validate_resource(p).map_err(|_| {
+                GenError::Generate(format!(
+                    "invalid protobuf service name `{p}`: use lowercase letters, digits and `_` (2 to 40 characters, starting with a letter), such as `billing`"
+                ))
+            })?;
+            modules.push(p.clone());
         }
         for (i, m) in modules.iter().enumerate() {
             if TAKEN.contains(&m.as_str()) {

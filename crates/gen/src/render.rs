@@ -105,6 +105,8 @@ struct Context<'a> {
     extra_resources: Vec<ExtraResourceNames>,
     /// Handlers added by `microframework generate handler`.
     handlers: Vec<HandlerNames>,
+    /// gRPC services added by `microframework generate protobuf`.
+    protobufs: Vec<HandlerNames>,
 }
 
 #[derive(Serialize)]
@@ -189,6 +191,11 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             .iter()
             .map(|h| HandlerNames { snake: h.clone(), path: h.to_kebab_case(), pascal: h.to_pascal_case() })
             .collect(),
+        protobufs: options
+            .protobufs
+            .iter()
+            .map(|p| HandlerNames { snake: p.clone(), path: p.to_kebab_case(), pascal: p.to_pascal_case() })
+            .collect(),
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
@@ -215,6 +222,9 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
     let migrations: Vec<String> = ctx.extra_resources.iter().map(|r| r.migration.clone()).collect();
     let handlers: Vec<minijinja::Value> =
         ctx.handlers.iter().map(|h| minijinja::Value::from(minijinja::value::Serde(h))).collect();
+    let protobufs: Vec<minijinja::Value> =
+        ctx.protobufs.iter().map(|p| minijinja::Value::from(minijinja::value::Serde(p))).collect();
+    let crate_name = ctx.crate_name.clone();
     let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
     let mut files = Vec::new();
     for (rel, file) in sources {
@@ -242,17 +252,27 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             }
         }
     }
+    // The parts `generate handler` and `generate protobuf` add: (template, output path).
+    let mut parts: Vec<(&str, String, &minijinja::Value)> = Vec::new();
     for handler in &handlers {
-        for (template, out) in
-            [("parts/handler.rs.jinja", "src/handlers/"), ("parts/handler_test.rs.jinja", "tests/handler_")]
-        {
-            let Some(file) = TEMPLATES.get_file(template) else { continue };
-            let ctx = minijinja::context! { handler => handler.clone(), ..ctx.clone() };
-            if let Some(mut f) = render_file(&env, template, file.contents_utf8(), file.contents(), &ctx)? {
-                let snake = handler.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
-                f.path = PathBuf::from(format!("{out}{snake}.rs"));
-                files.push(f);
-            }
+        let snake = handler.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
+        parts.push(("parts/handler.rs.jinja", format!("src/handlers/{snake}.rs"), handler));
+        parts.push(("parts/handler_test.rs.jinja", format!("tests/handler_{snake}.rs"), handler));
+    }
+    for protobuf in &protobufs {
+        let snake = protobuf.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
+        parts.push(("parts/protobuf.proto.jinja", format!("proto/{crate_name}/v1/{snake}.proto"), protobuf));
+        parts.push(("parts/protobuf.rs.jinja", format!("src/grpc/{snake}.rs"), protobuf));
+        parts.push(("parts/protobuf_test.rs.jinja", format!("tests/grpc_{snake}.rs"), protobuf));
+    }
+    for (template, out, part) in parts {
+        let Some(file) = TEMPLATES.get_file(template) else {
+            return Err(GenError::Template { template: template.into(), message: "missing from the generator".into() });
+        };
+        let ctx = minijinja::context! { handler => part.clone(), ..ctx.clone() };
+        if let Some(mut f) = render_file(&env, template, file.contents_utf8(), file.contents(), &ctx)? {
+            f.path = PathBuf::from(out);
+            files.push(f);
         }
     }
     crate::format::rustfmt(&mut files);

@@ -117,10 +117,39 @@ fn what_generate_cannot_do_is_refused_with_nothing_written() {
     assert!(err(GenerateKind::Handler, "users").contains("already has a resource or handler called `users`"));
     let e = err(GenerateKind::Handler, "reports");
     assert!(e.contains("src/handlers/reports.rs") && e.contains("not the generator's"), "{e}");
-    assert!(err(GenerateKind::Protobuf, "billing").contains("not available in this version yet"));
+    assert!(err(GenerateKind::Protobuf, "billing").contains("works on gRPC services, and this is a rest service"));
+    assert!(err(GenerateKind::Graphql, "invoice").contains("not available in this version yet"));
     assert_eq!(tree(&dir), before);
 
     let (_tmp, grpc) = generated(&options(ServiceType::Grpc, DatabaseKind::Sqlite));
     let e = plan_generate(&grpc, GenerateKind::Resource, "orders", false).unwrap_err();
     assert!(matches!(e, GenError::Generate(_)) && e.to_string().contains("this is a grpc service"), "{e}");
+}
+
+#[test]
+fn a_protobuf_service_is_created_once_and_added_to_the_grpc_server_by_the_wiring() {
+    let (_tmp, dir) = generated(&options(ServiceType::Grpc, DatabaseKind::Sqlite));
+    let build = std::fs::read_to_string(dir.join("build.rs")).unwrap();
+    assert!(build.contains("fn protos(") && build.contains("open_files(files)"), "build.rs compiles every proto");
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("generated::grpc_services(builder)"), "{lib}");
+    let changes = generate(&dir, GenerateKind::Protobuf, "billing");
+    let want = [
+        ("proto/svc_gen/v1/billing.proto", AddAction::Create),
+        ("src/generated/mod.rs", AddAction::Rewrite),
+        ("src/grpc/billing.rs", AddAction::Create),
+        ("tests/grpc_billing.rs", AddAction::Create),
+    ];
+    assert_eq!(changes, want.map(|(p, a)| (p.to_owned(), a)));
+    let proto = std::fs::read_to_string(dir.join("proto/svc_gen/v1/billing.proto")).unwrap();
+    assert!(proto.contains("package svc_gen.v1;") && proto.contains("service Billing {"), "{proto}");
+    let wiring = std::fs::read_to_string(dir.join("src/generated/mod.rs")).unwrap();
+    assert!(wiring.contains("BillingServer::new(grpc::BillingApi)"), "{wiring}");
+    assert_eq!(std::fs::read_to_string(dir.join("src/lib.rs")).unwrap(), lib, "no user file is edited");
+    let plan = plan_generate(&dir, GenerateKind::Protobuf, "billing", false).unwrap();
+    assert!(plan.already_applied);
+    assert!(
+        plan_generate(&dir, GenerateKind::Protobuf, "users", false).unwrap_err().to_string().contains("already has")
+    );
+    assert!(plan_update(&dir).unwrap().is_noop());
 }

@@ -2,9 +2,10 @@
 // `microframework update` rewrites this file; change your own code in the other modules.
 
 //! The framework wiring of Users Service: its name, its version and the plugins of the features
-//! it was generated with (database: sqlite), and the resources and handlers added by
-//! `microframework generate`, declared and registered here. `src/lib.rs` starts from
-//! [`service`] and adds the service's own routes, handlers and layers.
+//! it was generated with (database: sqlite), and the resources and handlers
+//! added by `microframework generate`, declared and registered here.
+//!
+//! `src/lib.rs` starts from [`service`] and adds the service's own routes, handlers and layers.
 
 use microframework::Service;
 use microframework::data::Migrations;
