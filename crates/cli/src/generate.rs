@@ -15,7 +15,7 @@ enum Kind {
     Handler,
     /// A .proto service with its implementation, test and server wiring (gRPC).
     Protobuf,
-    /// A GraphQL type with resolvers (GraphQL; not available yet).
+    /// A GraphQL type with its query resolver, merged into the schema (GraphQL).
     Graphql,
 }
 
@@ -24,8 +24,8 @@ pub(crate) struct GenerateArgs {
     /// What to generate.
     #[arg(value_enum)]
     kind: Kind,
-    /// Its name: plural snake_case for a resource (`orders`), snake_case for a handler or protobuf
-    /// service (`status`, `billing`).
+    /// Its name: plural snake_case for a resource (`orders`), snake_case for a handler, protobuf
+    /// service or GraphQL type (`status`, `billing`, `invoice`).
     #[arg(value_name = "NAME")]
     name: String,
     /// The service's root directory (the one holding .microframework.toml).

@@ -160,6 +160,7 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         resources: Vec::new(),
         handlers: Vec::new(),
         protobufs: Vec::new(),
+        graphql_types: Vec::new(),
     };
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 

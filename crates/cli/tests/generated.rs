@@ -8,7 +8,8 @@
 //!
 //! Two variants get their features from `microframework add` after `new`; one REST variant gets a
 //! second CRUD resource and a handler from `microframework generate` (its tests drive them over
-//! HTTP), and the gRPC one a protobuf service (its test calls it over gRPC).
+//! HTTP), the gRPC one a protobuf service (its test calls it over gRPC) and the GraphQL one a
+//! GraphQL type (its test queries it over HTTP).
 //!
 //! The services are members of one temporary workspace, built by one cargo command in a shared
 //! target directory (`target/generated-services`): dependencies compile once and members build in
@@ -76,7 +77,11 @@ const VARIANTS: [Variant; 7] = [
             &["generate", "protobuf", "billing"],
         ],
     ),
-    ("svc-graphql-postgres-jwt", &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"], &[]),
+    (
+        "svc-graphql-postgres-jwt",
+        &["--type=graphql", "--with-database=postgres", "--with-auth=jwt"],
+        &[&["generate", "graphql", "invoice"]],
+    ),
 ];
 
 #[test]

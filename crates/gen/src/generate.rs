@@ -1,5 +1,5 @@
-//! `microframework generate resource|handler|protobuf NAME`: new code in an existing REST or gRPC
-//! service.
+//! `microframework generate resource|handler|protobuf|graphql NAME`: new code in an existing
+//! REST, gRPC or GraphQL service.
 //!
 //! The new files (a CRUD resource through handlers → services → repositories → models with its
 //! migration and integration test; or a documented handler with its test) are created once and
@@ -23,7 +23,7 @@ pub enum GenerateKind {
     Handler,
     /// A gRPC service from a new `.proto`.
     Protobuf,
-    /// A GraphQL type (not available yet).
+    /// A GraphQL type with its query.
     Graphql,
 }
 
@@ -81,12 +81,17 @@ pub fn plan_generate(dir: &Path, kind: GenerateKind, name: &str, force: bool) ->
                 options.service_type
             )));
         }
+        GenerateKind::Graphql if options.service_type != ServiceType::Graphql => {
+            return Err(GenError::Generate(format!(
+                "`generate graphql` works on GraphQL services, and this is a {} service. Nothing was written",
+                options.service_type
+            )));
+        }
         GenerateKind::Graphql => {
-            return Err(GenError::Generate(
-                "`generate graphql` is not available in this version yet (`generate resource` and `generate handler` are, \
-                 for REST services, and `generate protobuf` for gRPC services). Nothing was written"
-                    .into(),
-            ));
+            if options.graphql_types.iter().any(|t| t == name) {
+                return Ok(AddPlan::nothing(dir, kind.as_str(), name, manifest));
+            }
+            target.graphql_types.push(name.to_owned());
         }
         GenerateKind::Protobuf => {
             if options.protobufs.iter().any(|p| p == name) {
@@ -132,7 +137,8 @@ pub fn plan_generate(dir: &Path, kind: GenerateKind, name: &str, force: bool) ->
     let modules: &[&str] = match kind {
         GenerateKind::Resource => &["models", "repositories", "services", "handlers"],
         GenerateKind::Handler => &["handlers"],
-        _ => &["grpc"],
+        GenerateKind::Protobuf => &["grpc"],
+        GenerateKind::Graphql => &[],
     };
     for &module in modules {
         let file = format!("src/{module}/mod.rs");
@@ -140,6 +146,16 @@ pub fn plan_generate(dir: &Path, kind: GenerateKind, name: &str, force: bool) ->
         let text = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
         if !text.contains(&line) {
             plan.notes.push(format!("add `{line}` to {file}, so that the new code is reachable as crate::{module}"));
+        }
+    }
+    if kind == GenerateKind::Graphql {
+        let schema = std::fs::read_to_string(dir.join("src/graphql/schema.rs")).unwrap_or_default();
+        if !schema.contains("generated::graphql::Queries") {
+            plan.notes.push(
+                "the Query root in src/graphql/schema.rs must merge `crate::generated::graphql::Queries` \
+                 (#[derive(MergedObject)]) to serve the new type"
+                    .into(),
+            );
         }
     }
     if kind == GenerateKind::Protobuf {

@@ -206,6 +206,9 @@ pub struct Options {
     /// gRPC services added by `microframework generate protobuf` (gRPC), in the order added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protobufs: Vec<String>,
+    /// GraphQL types added by `microframework generate graphql` (GraphQL), in the order added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub graphql_types: Vec<String>,
 }
 
 /// A CRUD resource added after `new` by `microframework generate resource`.
@@ -227,6 +230,13 @@ const TAKEN: &[&str] = &[
     "services",
     "grpc",
     "proto",
+    "graphql",
+    "schema",
+    "query",
+    "mutation",
+    "subscription",
+    "types",
+    "loaders",
     "e2e",
     "integration",
     "main",
@@ -246,6 +256,7 @@ impl Options {
             resources: Vec::new(),
             handlers: Vec::new(),
             protobufs: Vec::new(),
+            graphql_types: Vec::new(),
         }
     }
 
@@ -262,6 +273,12 @@ impl Options {
         if !self.protobufs.is_empty() && self.service_type != ServiceType::Grpc {
             return Err(GenError::Generate(format!(
                 "`generate protobuf` works on gRPC services, and this is a {} service",
+                self.service_type
+            )));
+        }
+        if !self.graphql_types.is_empty() && self.service_type != ServiceType::Graphql {
+            return Err(GenError::Generate(format!(
+                "`generate graphql` works on GraphQL services, and this is a {} service",
                 self.service_type
             )));
         }
@@ -285,6 +302,21 @@ impl Options {
                 ))
             })?;
             modules.push(p.clone());
+        }
+        let one = ResourceNames::new(&self.resource).singular;
+        for t in &self.graphql_types {
+            validate_resource(t).map_err(|_| {
+                GenError::Generate(format!(
+                    "invalid GraphQL type name `{t}`: use lowercase letters, digits and `_` (2 to 40 characters, starting with a letter), such as `invoice`"
+                ))
+            })?;
+            if *t == one || t.starts_with(&format!("{}_", self.resource)) {
+                return Err(GenError::Generate(format!(
+                    "the GraphQL type `{t}` would clash with the types and queries of the `{}` resource; choose another name",
+                    self.resource
+                )));
+            }
+            modules.push(t.clone());
         }
         for (i, m) in modules.iter().enumerate() {
             if TAKEN.contains(&m.as_str()) {

@@ -107,6 +107,8 @@ struct Context<'a> {
     handlers: Vec<HandlerNames>,
     /// gRPC services added by `microframework generate protobuf`.
     protobufs: Vec<HandlerNames>,
+    /// GraphQL types added by `microframework generate graphql`.
+    graphql_types: Vec<HandlerNames>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,12 @@ struct HandlerNames {
     path: String,
     /// The response type's prefix (`DailyReport`).
     pascal: String,
+}
+
+impl HandlerNames {
+    fn new(snake: &str) -> Self {
+        Self { snake: snake.to_owned(), path: snake.to_kebab_case(), pascal: snake.to_pascal_case() }
+    }
 }
 
 /// Whether the template is rendered once per CRUD resource (its path names the resource, or it is
@@ -191,11 +199,8 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             .iter()
             .map(|h| HandlerNames { snake: h.clone(), path: h.to_kebab_case(), pascal: h.to_pascal_case() })
             .collect(),
-        protobufs: options
-            .protobufs
-            .iter()
-            .map(|p| HandlerNames { snake: p.clone(), path: p.to_kebab_case(), pascal: p.to_pascal_case() })
-            .collect(),
+        protobufs: options.protobufs.iter().map(|p| HandlerNames::new(p)).collect(),
+        graphql_types: options.graphql_types.iter().map(|t| HandlerNames::new(t)).collect(),
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
@@ -224,6 +229,8 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         ctx.handlers.iter().map(|h| minijinja::Value::from(minijinja::value::Serde(h))).collect();
     let protobufs: Vec<minijinja::Value> =
         ctx.protobufs.iter().map(|p| minijinja::Value::from(minijinja::value::Serde(p))).collect();
+    let graphql_types: Vec<minijinja::Value> =
+        ctx.graphql_types.iter().map(|t| minijinja::Value::from(minijinja::value::Serde(t))).collect();
     let crate_name = ctx.crate_name.clone();
     let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
     let mut files = Vec::new();
@@ -252,7 +259,7 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             }
         }
     }
-    // The parts `generate handler` and `generate protobuf` add: (template, output path).
+    // The parts `generate handler`, `protobuf` and `graphql` add: (template, output path, names).
     let mut parts: Vec<(&str, String, &minijinja::Value)> = Vec::new();
     for handler in &handlers {
         let snake = handler.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
@@ -264,6 +271,11 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         parts.push(("parts/protobuf.proto.jinja", format!("proto/{crate_name}/v1/{snake}.proto"), protobuf));
         parts.push(("parts/protobuf.rs.jinja", format!("src/grpc/{snake}.rs"), protobuf));
         parts.push(("parts/protobuf_test.rs.jinja", format!("tests/grpc_{snake}.rs"), protobuf));
+    }
+    for graphql_type in &graphql_types {
+        let snake = graphql_type.get_attr("snake").map(|v| v.to_string()).unwrap_or_default();
+        parts.push(("parts/graphql.rs.jinja", format!("src/graphql/{snake}.rs"), graphql_type));
+        parts.push(("parts/graphql_test.rs.jinja", format!("tests/graphql_{snake}.rs"), graphql_type));
     }
     for (template, out, part) in parts {
         let Some(file) = TEMPLATES.get_file(template) else {

@@ -118,7 +118,7 @@ fn what_generate_cannot_do_is_refused_with_nothing_written() {
     let e = err(GenerateKind::Handler, "reports");
     assert!(e.contains("src/handlers/reports.rs") && e.contains("not the generator's"), "{e}");
     assert!(err(GenerateKind::Protobuf, "billing").contains("works on gRPC services, and this is a rest service"));
-    assert!(err(GenerateKind::Graphql, "invoice").contains("not available in this version yet"));
+    assert!(err(GenerateKind::Graphql, "invoice").contains("works on GraphQL services, and this is a rest service"));
     assert_eq!(tree(&dir), before);
 
     let (_tmp, grpc) = generated(&options(ServiceType::Grpc, DatabaseKind::Sqlite));
@@ -151,5 +151,28 @@ fn a_protobuf_service_is_created_once_and_added_to_the_grpc_server_by_the_wiring
     assert!(
         plan_generate(&dir, GenerateKind::Protobuf, "users", false).unwrap_err().to_string().contains("already has")
     );
+    assert!(plan_update(&dir).unwrap().is_noop());
+}
+
+#[test]
+fn a_graphql_type_is_created_once_and_merged_into_the_query_root_by_the_wiring() {
+    let (_tmp, dir) = generated(&options(ServiceType::Graphql, DatabaseKind::None));
+    let schema = std::fs::read_to_string(dir.join("src/graphql/schema.rs")).unwrap();
+    assert!(schema.contains("pub struct Query(pub QueryRoot, pub crate::generated::graphql::Queries);"), "{schema}");
+    let changes = generate(&dir, GenerateKind::Graphql, "invoice");
+    let want = [
+        ("src/generated/mod.rs", AddAction::Rewrite),
+        ("src/graphql/invoice.rs", AddAction::Create),
+        ("tests/graphql_invoice.rs", AddAction::Create),
+    ];
+    assert_eq!(changes, want.map(|(p, a)| (p.to_owned(), a)));
+    let wiring = std::fs::read_to_string(dir.join("src/generated/mod.rs")).unwrap();
+    assert!(wiring.contains("pub super::invoice_graphql::InvoiceQuery"), "{wiring}");
+    assert_eq!(std::fs::read_to_string(dir.join("src/graphql/schema.rs")).unwrap(), schema, "no user file is edited");
+    assert!(plan_generate(&dir, GenerateKind::Graphql, "invoice", false).unwrap().already_applied);
+    for clash in ["user", "users_by_ids", "schema"] {
+        let e = plan_generate(&dir, GenerateKind::Graphql, clash, false).unwrap_err().to_string();
+        assert!(e.contains("clash") || e.contains("own modules"), "{clash}: {e}");
+    }
     assert!(plan_update(&dir).unwrap().is_noop());
 }
