@@ -1,6 +1,6 @@
-//! `microframework add` from outside, on services in git repositories: what it reports is
-//! exactly what `git status` shows; user edits are merged or left alone with FILE.new beside
-//! them; a second run changes nothing; bad requests write nothing.
+//! `microframework add` and `generate` from outside, on services in git repositories: what they
+//! report is exactly what `git status` shows; user edits are merged or left alone with FILE.new
+//! beside them; a second run changes nothing; bad requests write nothing.
 
 mod common;
 
@@ -111,4 +111,42 @@ fn bad_requests_exit_2_with_one_paragraph_and_write_nothing() {
     let out = cli(&["add", "database"], &svc);
     assert!(out.status.success() && text(&out).contains("nothing to do"), "{}", text(&out));
     assert!(status(&svc).is_empty());
+}
+
+#[test]
+fn generate_does_what_it_reports_and_refuses_what_it_cannot_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let svc = generate(tmp.path(), "gen-svc", &[]);
+    committed(&svc);
+    let lib = std::fs::read_to_string(svc.join("src/lib.rs")).unwrap();
+
+    let out = cli(&["generate", "resource", "orders", "--dry-run"], &svc);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("+++ b/src/handlers/orders.rs"), "{}", text(&out));
+    assert!(status(&svc).is_empty(), "a dry run writes nothing");
+
+    for args in [&["generate", "resource", "orders"][..], &["generate", "handler", "daily_report"]] {
+        let out = cli(args, &svc);
+        let report = text(&out);
+        assert!(out.status.success(), "{args:?}: {report}");
+        let got: BTreeSet<String> = status(&svc).into_iter().collect();
+        assert_eq!(got, promised(&report), "git status is exactly what generate reported:\n{report}");
+        git(&svc, &["add", "-A"]);
+        git(&svc, &["commit", "-q", "-m", "generated"]);
+    }
+    assert_eq!(std::fs::read_to_string(svc.join("src/lib.rs")).unwrap(), lib, "no user file is edited");
+    let again = cli(&["generate", "resource", "orders"], &svc);
+    assert!(again.status.success() && text(&again).contains("nothing to do"), "{}", text(&again));
+
+    for (args, expect) in [
+        (&["generate", "protobuf", "billing"][..], "works on gRPC services, and this is a rest service"),
+        (&["generate", "resource", "Orders"], "invalid resource name `Orders`"),
+        (&["generate", "handler", "e2e"], "one of the service's own modules"),
+        (&["generate", "widget", "x"], "invalid value 'widget'"),
+    ] {
+        let out = cli(args, &svc);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(expect), "{args:?}: {}", text(&out));
+    }
+    assert!(status(&svc).is_empty(), "refusals write nothing: {:?}", status(&svc));
 }
