@@ -22,7 +22,7 @@ use crate::error::GenError;
 use crate::layers::feature;
 use crate::manifest::{MANIFEST_FILE, Manifest, sha256_hex};
 use crate::render::render;
-use crate::update::{read_service, write_atomically};
+use crate::update::{read_if_exists, read_service, write_atomically};
 
 /// What `add` does with one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,11 +210,7 @@ pub(crate) fn plan_change(
     for file in &target.files {
         let key = file.path.to_string_lossy().replace('\\', "/");
         let path = dir.join(&file.path);
-        let on_disk = match std::fs::read(&path) {
-            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(GenError::io(&path, e)),
-        };
+        let on_disk = read_if_exists(&path)?;
         let base_file = base.file(&key);
         let recorded = manifest.files.get(&key).map(|e| e.sha256.as_str());
         let mut change = |action, reason: Option<String>, contents: String| {

@@ -106,11 +106,7 @@ pub fn plan_update(dir: &Path) -> Result<UpdatePlan, GenError> {
     for file in project.files.iter().filter(|f| f.policy == Policy::Generated) {
         let key = file.path.to_string_lossy().replace('\\', "/");
         let path = dir.join(&file.path);
-        let on_disk = match std::fs::read(&path) {
-            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(GenError::io(&path, e)),
-        };
+        let on_disk = read_if_exists(&path)?;
         manifest
             .files
             .insert(key.clone(), FileEntry { policy: Policy::Generated, sha256: sha256_hex(file.contents.as_bytes()) });
@@ -178,6 +174,15 @@ pub fn apply_update(plan: &UpdatePlan, force: bool) -> Result<Vec<PathBuf>, GenE
         written.push(PathBuf::from(MANIFEST_FILE));
     }
     Ok(written)
+}
+
+/// The file at `path` as text, or `None` when there is none.
+pub(crate) fn read_if_exists(path: &Path) -> Result<Option<String>, GenError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(GenError::io(path, e)),
+    }
 }
 
 pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), GenError> {
