@@ -1,14 +1,16 @@
 //! Features as layers: the registry of what `new --with-FEATURE=PROVIDER` and
 //! `add FEATURE --provider PROVIDER` can apply.
 //!
-//! A layer is one provider of one feature. Applying it sets the feature's option, and the
-//! templates contribute what the layer brings: the Cargo features of the framework it switches
-//! on, its config section in every environment file, its services in `docker-compose.yml`, its
-//! env and secret entries in the Kubernetes manifests and Helm values, its scaffold files
-//! (migrations, `build.rs`), its section in the service's docs and its tests. `new` renders the
-//! type with its layers in one pass; `add` renders the service without and with the layer and
-//! applies the difference to the files on disk (see [`crate::plan_add`]). Both record the
-//! applied layers in the manifest, in the canonical order of [`FEATURE_LAYERS`].
+//! A layer is one provider of one feature. Applying it sets the feature's option. The registry
+//! below says what the layer is (its Cargo features, the secrets its production configuration
+//! requires, the variables Compose reads for it); its contents live in
+//! `templates/layers/FEATURE/PROVIDER/` (see `LAYERS_DIR` in `render.rs`): fragments for the
+//! named slots of the type and common templates (its config sections in every environment file,
+//! its Compose services, ConfigMap and Helm values entries, Cargo dependencies, its docs row) and
+//! its scaffold files. `new` renders the type with its layers in one pass; `add` renders the
+//! service without and with the layer and applies the difference to the files on disk (see
+//! [`crate::plan_add`]). Both record the applied layers in the manifest, in the canonical order
+//! of [`FEATURE_LAYERS`], which is also the order of their fragments.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +26,30 @@ pub struct Provider {
     pub description: &'static str,
     /// The framework's Cargo features it switches on in the service's `Cargo.toml`.
     pub cargo_features: &'static [&'static str],
+    /// The features of `microframework-testing` its tests need (dev-dependencies).
+    pub testing_features: &'static [&'static str],
+    /// The environment variables its production configuration requires, kept in a Secret.
+    pub secrets: &'static [SecretVar],
+    /// The variables `docker-compose.yml` reads for it from the shell or a `.env` file.
+    pub compose_vars: &'static [&'static str],
+}
+
+/// An environment variable a layer's production configuration (`configs/config.prod.yaml`)
+/// references: the service refuses to start without it. The deployment files list it generically
+/// (the Kubernetes Secret and its `kubectl create secret` hint, the Helm `secrets`, the Makefile,
+/// `docker run -e`, the docs), so a layer only declares it here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretVar {
+    /// The variable (`DATABASE_URL`).
+    pub name: &'static str,
+    /// A comment above its placeholder in the Secret and the Helm values; empty for none.
+    pub about: &'static str,
+    /// The value to pass in production, as the docs and hints show it: a command or a shape
+    /// (`"$(openssl rand -base64 48)"`, `'postgres://USER:PASSWORD@HOST:5432/DB'`), quoted for a shell.
+    pub example: &'static str,
+    /// The development placeholder of the Secret and the Helm values, containing `change-me` (the
+    /// chart refuses to render while it is there); a template that may use `{{ crate_name }}`.
+    pub placeholder: &'static str,
 }
 
 /// An optional feature of a service.
@@ -65,16 +91,55 @@ pub const FEATURE_LAYERS: &[Feature] = &[
                 name: "sqlite",
                 description: "SQLite, embedded: a file under data/ (one replica)",
                 cargo_features: &["sqlite"],
+                testing_features: &["sqlite"],
+                secrets: &[],
+                compose_vars: &[],
             },
-            Provider { name: "postgres", description: "PostgreSQL", cargo_features: &["postgres"] },
-            Provider { name: "mysql", description: "MySQL or MariaDB", cargo_features: &["mysql"] },
+            Provider {
+                name: "postgres",
+                description: "PostgreSQL",
+                cargo_features: &["postgres"],
+                testing_features: &["postgres"],
+                secrets: &[SecretVar {
+                    name: "DATABASE_URL",
+                    about: "",
+                    example: "'postgres://USER:PASSWORD@HOST:5432/DB'",
+                    placeholder: "postgres://{{ crate_name }}:change-me-db-password@postgres:5432/{{ crate_name }}",
+                }],
+                compose_vars: &["DB_PASSWORD"],
+            },
+            Provider {
+                name: "mysql",
+                description: "MySQL or MariaDB",
+                cargo_features: &["mysql"],
+                testing_features: &["mysql"],
+                secrets: &[SecretVar {
+                    name: "DATABASE_URL",
+                    about: "",
+                    example: "'mysql://USER:PASSWORD@HOST:3306/DB'",
+                    placeholder: "mysql://{{ crate_name }}:change-me-db-password@mysql:3306/{{ crate_name }}",
+                }],
+                compose_vars: &["DB_PASSWORD", "DB_ROOT_PASSWORD"],
+            },
         ],
         config_section: "database",
     },
     Feature {
         name: "auth",
         description: "authentication: JWT bearer tokens (HS/RS/ES, JWKS) protect the write operations",
-        providers: &[Provider { name: "jwt", description: "JWT bearer tokens", cargo_features: &[] }],
+        providers: &[Provider {
+            name: "jwt",
+            description: "JWT bearer tokens",
+            cargo_features: &[],
+            testing_features: &[],
+            secrets: &[SecretVar {
+                name: "JWT_SECRET",
+                about: "HS256 signing secret for bearer tokens, at least 32 bytes.",
+                example: "\"$(openssl rand -base64 48)\"",
+                placeholder: "change-me-jwt-secret-at-least-32-bytes-long",
+            }],
+            compose_vars: &["JWT_SECRET"],
+        }],
         config_section: "auth",
     },
 ];
@@ -115,6 +180,14 @@ impl Options {
             .filter_map(|f| {
                 self.provider_of(f.name).map(|p| AppliedLayer { feature: f.name.to_owned(), provider: p.to_owned() })
             })
+            .collect()
+    }
+
+    /// The applied layers' providers, in canonical order.
+    pub fn providers(&self) -> Vec<(&'static Feature, &'static Provider)> {
+        FEATURE_LAYERS
+            .iter()
+            .filter_map(|f| self.provider_of(f.name).and_then(|p| f.provider(p)).map(|p| (f, p)))
             .collect()
     }
 

@@ -32,7 +32,7 @@ mod write;
 pub use add::{AddAction, AddChange, AddPlan, apply_add, plan_add};
 pub use error::GenError;
 pub use generate::{GenerateKind, plan_generate};
-pub use layers::{AppliedLayer, FEATURE_LAYERS, Feature, Provider, feature};
+pub use layers::{AppliedLayer, FEATURE_LAYERS, Feature, Provider, SecretVar, feature};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use options::{
     AuthKind, DatabaseKind, ExtraResource, FrameworkSource, NAME_RULES, Options, ServiceType, singular, validate_name,

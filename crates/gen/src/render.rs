@@ -109,6 +109,29 @@ struct Context<'a> {
     protobufs: Vec<HandlerNames>,
     /// GraphQL types added by `microframework generate graphql`.
     graphql_types: Vec<HandlerNames>,
+    /// The applied layers, in canonical order.
+    layers: Vec<crate::AppliedLayer>,
+    /// The framework's Cargo features the layers switch on.
+    framework_features: Vec<&'static str>,
+    /// The features of `microframework-testing` the layers' tests need.
+    testing_features: Vec<&'static str>,
+    /// The variables the production configuration requires (from the layers), in a Secret.
+    secrets: Vec<SecretContext>,
+    /// Their names.
+    secret_vars: Vec<&'static str>,
+    /// The variables `docker-compose.yml` reads from the shell (from the layers).
+    compose_vars: Vec<&'static str>,
+    /// For each slot, the layers' fragments to include there, in canonical order (see
+    /// [`LAYERS_DIR`]).
+    slots: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct SecretContext {
+    name: &'static str,
+    about: &'static str,
+    example: &'static str,
+    placeholder: String,
 }
 
 #[derive(Serialize)]
@@ -141,6 +164,80 @@ fn per_resource(template: &str) -> bool {
     template.contains("{{resource.") || template == "tests/integration/main.rs.jinja"
 }
 
+/// Where the layers' contents live: `layers/FEATURE/PROVIDER/` holds one layer (one provider of
+/// one feature), `layers/FEATURE/` what its providers share.
+///
+/// - `files/**`: the layer's scaffold files, rendered like the type's templates (a provider's file
+///   wins over the feature's of the same path; neither may collide with the type's).
+/// - `slots/NAME.jinja`: fragments that type and common templates include where they say
+///   `{% for f in slots["NAME"] %}{% include f %}{% endfor %}` (config sections, Compose services,
+///   ConfigMap entries, Helm values, Cargo dependencies, ...), one per applied layer in canonical
+///   order, the provider's fragment instead of the feature's when both exist. Fragments render
+///   with the including template's context and are written at their destination's indentation.
+///
+/// The variables a layer's production configuration requires are declared in the registry
+/// ([`crate::SecretVar`]), and the deployment files list them generically.
+pub(crate) const LAYERS_DIR: &str = "layers";
+
+/// The layer directories (provider first, then feature) of the applied layers, in canonical order.
+fn layer_dirs(options: &Options) -> Vec<[String; 2]> {
+    options
+        .layers()
+        .into_iter()
+        .map(|l| [format!("{LAYERS_DIR}/{}/{}", l.feature, l.provider), format!("{LAYERS_DIR}/{}", l.feature)])
+        .collect()
+}
+
+/// Every slot any layer fills, each with the fragments of the applied layers.
+fn slots(options: &Options) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut all = BTreeMap::new();
+    if let Some(dir) = TEMPLATES.get_dir(LAYERS_DIR) {
+        collect(dir, &mut all, Path::new(""));
+    }
+    for path in all.keys() {
+        let path = path.to_string_lossy();
+        if let Some((_, name)) = path.split_once("/slots/") {
+            out.entry(name.trim_end_matches(".jinja").to_owned()).or_default();
+        }
+    }
+    for dirs in layer_dirs(options) {
+        for (name, fragments) in &mut out {
+            let found =
+                dirs.iter().map(|d| format!("{d}/slots/{name}.jinja")).find(|t| TEMPLATES.get_file(t).is_some());
+            fragments.extend(found);
+        }
+    }
+    out
+}
+
+/// The environment the templates render in: trimmed blocks, strict about undefined values, with
+/// the layers' slot fragments loaded for `{% include %}`.
+fn environment() -> Result<Environment<'static>, GenError> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|e| GenError::Template { template: "<syntax>".into(), message: e.to_string() })?;
+    env.set_syntax(syntax);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut fragments = BTreeMap::new();
+    if let Some(dir) = TEMPLATES.get_dir(LAYERS_DIR) {
+        collect(dir, &mut fragments, Path::new(""));
+    }
+    for (path, file) in fragments {
+        let Some(name) = path.to_str().filter(|p| p.contains("/slots/")) else { continue };
+        let source = file
+            .contents_utf8()
+            .ok_or_else(|| GenError::Template { template: name.to_owned(), message: "template is not UTF-8".into() })?;
+        env.add_template_owned(name.to_owned(), source)
+            .map_err(|e| GenError::Template { template: name.to_owned(), message: format!("{e:#}") })?;
+    }
+    Ok(env)
+}
+
 fn collect<'a>(dir: &'a Dir<'a>, out: &mut BTreeMap<PathBuf, &'a include_dir::File<'a>>, root: &Path) {
     for entry in dir.entries() {
         match entry {
@@ -167,9 +264,12 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         }
         FrameworkSource::Version(_) => (format!("/usr/src/{}", options.name), None, None),
     };
+    let env = environment()?;
+    let providers = options.providers();
+    let crate_name = options.name.to_snake_case();
     let ctx = Context {
         name: &options.name,
-        crate_name: options.name.to_snake_case(),
+        crate_name: crate_name.clone(),
         title: options.name.to_title_case(),
         service_type: options.service_type.as_str(),
         database: options.database.as_str(),
@@ -201,6 +301,26 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             .collect(),
         protobufs: options.protobufs.iter().map(|p| HandlerNames::new(p)).collect(),
         graphql_types: options.graphql_types.iter().map(|t| HandlerNames::new(t)).collect(),
+        layers: options.layers(),
+        framework_features: providers.iter().flat_map(|(_, p)| p.cargo_features.iter().copied()).collect(),
+        testing_features: providers.iter().flat_map(|(_, p)| p.testing_features.iter().copied()).collect(),
+        secrets: providers
+            .iter()
+            .flat_map(|(_, p)| p.secrets)
+            .map(|s| {
+                let placeholder =
+                    env.render_str(s.placeholder, minijinja::context! { crate_name => crate_name.clone() });
+                placeholder
+                    .map(|placeholder| SecretContext { name: s.name, about: s.about, example: s.example, placeholder })
+                    .map_err(|e| GenError::Template {
+                        template: format!("secret {}", s.name),
+                        message: format!("{e:#}"),
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        secret_vars: providers.iter().flat_map(|(_, p)| p.secrets.iter().map(|s| s.name)).collect(),
+        compose_vars: providers.iter().flat_map(|(_, p)| p.compose_vars.iter().copied()).collect(),
+        slots: slots(options),
     };
 
     // Common templates, then shared layers (the CRUD resource), then the type's own; a later
@@ -211,16 +331,24 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             collect(dir, &mut sources, Path::new(layer));
         }
     }
-
-    let mut env = Environment::new();
-    let syntax = SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|e| GenError::Template { template: "<syntax>".into(), message: e.to_string() })?;
-    env.set_syntax(syntax);
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // The feature layers' scaffold files: a provider's file wins over its feature's.
+    for [provider_dir, feature_dir] in layer_dirs(options) {
+        let mut files = BTreeMap::new();
+        for dir in [&feature_dir, &provider_dir] {
+            let root = format!("{dir}/files");
+            if let Some(d) = TEMPLATES.get_dir(&root) {
+                collect(d, &mut files, Path::new(&root));
+            }
+        }
+        for (rel, file) in files {
+            if sources.insert(rel.clone(), file).is_some() {
+                return Err(GenError::Template {
+                    template: format!("{provider_dir}/files/{}", rel.display()),
+                    message: "the layer's file collides with one the service type generates".into(),
+                });
+            }
+        }
+    }
 
     let extra_resources: Vec<minijinja::Value> =
         ctx.extra_resources.iter().map(|r| minijinja::Value::from(minijinja::value::Serde(&r.names))).collect();
@@ -231,7 +359,6 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
         ctx.protobufs.iter().map(|p| minijinja::Value::from(minijinja::value::Serde(p))).collect();
     let graphql_types: Vec<minijinja::Value> =
         ctx.graphql_types.iter().map(|t| minijinja::Value::from(minijinja::value::Serde(t))).collect();
-    let crate_name = ctx.crate_name.clone();
     let ctx = minijinja::Value::from(minijinja::value::Serde(&ctx));
     let mut files = Vec::new();
     for (rel, file) in sources {
@@ -328,4 +455,42 @@ fn render_file(
     }
     let executable = out_path.ends_with(".sh");
     Ok(Some(File { path: PathBuf::from(out_path), contents, policy, executable }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FEATURE_LAYERS;
+
+    fn all_templates() -> BTreeMap<PathBuf, &'static include_dir::File<'static>> {
+        let mut all = BTreeMap::new();
+        collect(&TEMPLATES, &mut all, Path::new(""));
+        all
+    }
+
+    /// A fragment no template includes would be dropped without a word.
+    #[test]
+    fn every_slot_a_layer_fills_is_included_somewhere() {
+        let all = all_templates();
+        let sources: String =
+            all.iter().filter(|(p, _)| !p.starts_with(LAYERS_DIR)).filter_map(|(_, f)| f.contents_utf8()).collect();
+        let everything = Options::new("svc", FrameworkSource::Version("0.1".into()));
+        for name in slots(&everything).keys() {
+            assert!(sources.contains(&format!("slots[\"{name}\"]")), "no template includes the slot `{name}`");
+        }
+    }
+
+    /// Layer directories belong to a feature and provider of the registry.
+    #[test]
+    fn every_layer_directory_is_in_the_registry() {
+        for path in all_templates().keys().filter(|p| p.starts_with(LAYERS_DIR)) {
+            let parts: Vec<_> = path.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            let feature = FEATURE_LAYERS.iter().find(|f| f.name == parts[1]);
+            let feature = feature.unwrap_or_else(|| panic!("{}: no feature `{}`", path.display(), parts[1]));
+            if !matches!(parts[2].as_str(), "slots" | "files") {
+                assert!(feature.provider(&parts[2]).is_some(), "{}: no provider `{}`", path.display(), parts[2]);
+                assert!(matches!(parts[3].as_str(), "slots" | "files"), "{}: not in slots/ or files/", path.display());
+            }
+        }
+    }
 }
