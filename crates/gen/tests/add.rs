@@ -2,41 +2,18 @@
 //! `add F --provider P`, file for file and manifest included) for every type, feature and
 //! provider, and what happens to files the user edited.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use microframework_gen::{
     AddAction, AuthKind, DatabaseKind, FEATURE_LAYERS, FrameworkSource, GenError, MANIFEST_FILE, Options, ServiceType,
-    apply_add, plan_add, render, write_new,
+    apply_add, plan_add, render,
 };
+
+mod common;
+use common::{generated, tree};
 
 fn options(service_type: ServiceType, database: DatabaseKind, auth: AuthKind) -> Options {
     Options { service_type, database, auth, ..Options::new("svc-layers", FrameworkSource::Version("0.1".into())) }
-}
-
-/// Every file under `dir`, by relative path.
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-                out.insert(rel, std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn generated(opts: &Options) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("svc");
-    write_new(&render(opts).unwrap(), &dir, false).unwrap();
-    (tmp, dir)
 }
 
 fn add(dir: &Path, feature: &str, provider: &str) -> Vec<PathBuf> {

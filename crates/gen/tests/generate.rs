@@ -1,13 +1,15 @@
 //! `generate resource|handler` as a library: what it creates, that it composes with `add` and
 //! `update`, and what it refuses.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use microframework_gen::{
     AddAction, AuthKind, DatabaseKind, ExtraResource, FrameworkSource, GenError, GenerateKind, Options, ServiceType,
-    apply_add, plan_add, plan_generate, plan_update, render, write_new,
+    apply_add, plan_add, plan_generate, plan_update,
 };
+
+mod common;
+use common::{generated, tree};
 
 fn options(service_type: ServiceType, database: DatabaseKind) -> Options {
     Options {
@@ -16,30 +18,6 @@ fn options(service_type: ServiceType, database: DatabaseKind) -> Options {
         auth: AuthKind::None,
         ..Options::new("svc-gen", FrameworkSource::Version("0.1".into()))
     }
-}
-
-fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
-                out.insert(rel, std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn generated(opts: &Options) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("svc");
-    write_new(&render(opts).unwrap(), &dir, false).unwrap();
-    (tmp, dir)
 }
 
 fn generate(dir: &Path, kind: GenerateKind, name: &str) -> Vec<(String, AddAction)> {
