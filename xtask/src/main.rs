@@ -8,6 +8,8 @@
 //! cargo xtask bench ws   [--clients 100,1000,5000] [--size 128,1024] [--deliveries 5000000]
 //!                        [--rounds 3] [--no-baseline] [--write docs/benchmarks.md]
 //! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]
+//! cargo xtask bench layers [--rounds 9] [--requests 50000] [--chunk 1000] [--warmup 5000]
+//!                          [--write docs/benchmarks.md]
 //! ```
 
 mod bench;
@@ -45,6 +47,9 @@ enum BenchKind {
     Ws(bench::ws::WsArgs),
     /// Time of `microframework new`, build times and binary size of a generated service.
     Gen(bench::generator::GenArgs),
+    /// Our HTTP middleware layers vs tower-http's for the same concern (timeout, catch-panic,
+    /// body limit, request id), in-process, ns/request.
+    Layers(bench::layers::LayersArgs),
     /// The load generator `bench grpc` runs (from a release build of xtask).
     #[command(hide = true)]
     GrpcLoad(bench::grpc_load::LoadArgs),
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         Command::Bench { kind: BenchKind::Grpc(args) } => bench::grpc::run(&args),
         Command::Bench { kind: BenchKind::Ws(args) } => bench::ws::run(&args),
         Command::Bench { kind: BenchKind::Gen(args) } => bench::generator::run(&args),
+        Command::Bench { kind: BenchKind::Layers(args) } => bench::layers::run(&args),
         Command::Bench { kind: BenchKind::GrpcLoad(args) } => bench::grpc_load::run(&args),
     };
     match result {
