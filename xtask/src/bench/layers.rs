@@ -58,6 +58,9 @@ pub(crate) struct CaseResult {
     pub(crate) theirs_ns: Vec<f64>,
     /// The router without the layer; empty when the case has no such stack.
     pub(crate) bare_ns: Vec<f64>,
+    /// The control: our stack on both sides.
+    #[serde(default)]
+    pub(crate) control: bool,
 }
 
 /// The measuring program's output.
@@ -70,15 +73,18 @@ pub(crate) struct Output {
     pub(crate) cases: Vec<CaseResult>,
 }
 
-/// Which stack was faster, judged by the rounds (each round ran both back to back).
+/// Which stack was faster, judged by the rounds (each round ran both back to back) against the
+/// control's rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// tower-http's stack was slower in every round.
+    /// tower-http's stack was slower in every round, by more than the control ever measured.
     OursFaster,
-    /// tower-http's stack was faster in every round.
+    /// tower-http's stack was faster in every round, by more than the control ever measured.
     TowerHttpFaster,
-    /// The rounds disagree.
+    /// The rounds disagree, or stay within the control's range.
     WithinNoise,
+    /// The control itself.
+    Control,
 }
 
 impl CaseResult {
@@ -87,16 +93,25 @@ impl CaseResult {
         self.ours_ns.iter().zip(&self.theirs_ns).filter(|(o, _)| **o > 0.0).map(|(o, t)| t / o).collect()
     }
 
-    pub(crate) fn verdict(&self) -> Verdict {
+    /// The lowest and highest per-round ratio.
+    fn ratio_range(&self) -> Option<(f64, f64)> {
         let ratios = self.round_ratios();
-        if ratios.is_empty() {
-            Verdict::WithinNoise
-        } else if ratios.iter().all(|r| *r > 1.0) {
-            Verdict::OursFaster
-        } else if ratios.iter().all(|r| *r < 1.0) {
-            Verdict::TowerHttpFaster
-        } else {
-            Verdict::WithinNoise
+        let lo = ratios.iter().copied().reduce(f64::min)?;
+        let hi = ratios.iter().copied().reduce(f64::max)?;
+        Some((lo, hi))
+    }
+
+    /// The verdict, with the range of ratios the control measured (the same stack on both sides)
+    /// as the noise band; without a control, the band is the single ratio 1.
+    pub(crate) fn verdict(&self, control: Option<&CaseResult>) -> Verdict {
+        if self.control {
+            return Verdict::Control;
+        }
+        let (noise_lo, noise_hi) = control.and_then(CaseResult::ratio_range).unwrap_or((1.0, 1.0));
+        match self.ratio_range() {
+            Some((lo, _)) if lo > noise_hi.max(1.0) => Verdict::OursFaster,
+            Some((_, hi)) if hi < noise_lo.min(1.0) => Verdict::TowerHttpFaster,
+            _ => Verdict::WithinNoise,
         }
     }
 }
@@ -141,26 +156,23 @@ impl LayersReport {
              layer cost, ours / tower-http | verdict |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+        let control = o.cases.iter().find(|c| c.control);
         for c in &o.cases {
             let ours = median(&c.ours_ns);
             let theirs = median(&c.theirs_ns);
-            let ratios = c.round_ratios();
-            let ratio = match median(&ratios) {
-                Some(r) => {
-                    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-                    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    format!("{r:.2} ({lo:.2}–{hi:.2})")
-                }
-                None => dash(),
+            let ratio = match (median(&c.round_ratios()), c.ratio_range()) {
+                (Some(r), Some((lo, hi))) => format!("{r:.2} ({lo:.2}–{hi:.2})"),
+                _ => dash(),
             };
             let cost = match (ours, theirs, median(&c.bare_ns)) {
                 (Some(o), Some(t), Some(b)) => format!("{:.0} / {:.0} ns", o - b, t - b),
                 _ => dash(),
             };
-            let verdict = match c.verdict() {
+            let verdict = match c.verdict(control) {
                 Verdict::OursFaster => "ours faster in every round",
                 Verdict::TowerHttpFaster => "tower-http faster in every round",
                 Verdict::WithinNoise => "within noise",
+                Verdict::Control => "(control: the noise band)",
             };
             let ns = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_else(dash);
             let _ = writeln!(
@@ -188,7 +200,8 @@ impl LayersReport {
              round ran the two stacks back to back), with their range; the verdict says whether every round agreed. \
              Layer cost is the stack's median minus that of the router without the layer (measured in the same \
              rounds; – where the case has none). The control row has our catch-panic stack on both sides: its range \
-             is what the method measures when there is no difference.</sub>"
+             of ratios is what the method measures when there is no difference, and a verdict other than \
+             \"within noise\" needs every round of the case outside that range (and on the same side of 1).</sub>"
         );
         out
     }
@@ -252,15 +265,34 @@ mod tests {
             ours_ns: ours.to_vec(),
             theirs_ns: theirs.to_vec(),
             bare_ns: bare.to_vec(),
+            control: false,
         }
+    }
+
+    fn control(ours: &[f64], theirs: &[f64]) -> CaseResult {
+        CaseResult { control: true, ..case("control", ours, theirs, &[]) }
     }
 
     #[test]
     fn verdict_needs_every_round_to_agree() {
-        assert_eq!(case("a", &[100.0, 110.0], &[120.0, 111.0], &[]).verdict(), Verdict::OursFaster);
-        assert_eq!(case("b", &[100.0, 110.0], &[90.0, 109.0], &[]).verdict(), Verdict::TowerHttpFaster);
-        assert_eq!(case("c", &[100.0, 110.0], &[120.0, 100.0], &[]).verdict(), Verdict::WithinNoise);
-        assert_eq!(case("d", &[], &[], &[]).verdict(), Verdict::WithinNoise);
+        assert_eq!(case("a", &[100.0, 110.0], &[120.0, 111.0], &[]).verdict(None), Verdict::OursFaster);
+        assert_eq!(case("b", &[100.0, 110.0], &[90.0, 109.0], &[]).verdict(None), Verdict::TowerHttpFaster);
+        assert_eq!(case("c", &[100.0, 110.0], &[120.0, 100.0], &[]).verdict(None), Verdict::WithinNoise);
+        assert_eq!(case("d", &[], &[], &[]).verdict(None), Verdict::WithinNoise);
+    }
+
+    #[test]
+    fn verdict_needs_every_round_outside_the_control_range() {
+        // The control measured ratios from 0.98 to 1.02.
+        let ctl = control(&[100.0, 100.0], &[98.0, 102.0]);
+        assert_eq!(ctl.verdict(Some(&ctl)), Verdict::Control);
+        assert_eq!(case("a", &[100.0, 100.0], &[101.0, 103.0], &[]).verdict(Some(&ctl)), Verdict::WithinNoise);
+        assert_eq!(case("b", &[100.0, 100.0], &[103.0, 105.0], &[]).verdict(Some(&ctl)), Verdict::OursFaster);
+        assert_eq!(case("c", &[100.0, 100.0], &[99.0, 97.0], &[]).verdict(Some(&ctl)), Verdict::WithinNoise);
+        assert_eq!(case("d", &[100.0, 100.0], &[97.0, 96.0], &[]).verdict(Some(&ctl)), Verdict::TowerHttpFaster);
+        // A control entirely above 1 still leaves a case below 1 to be judged against 1.
+        let high = control(&[100.0, 100.0], &[101.0, 102.0]);
+        assert_eq!(case("e", &[100.0, 100.0], &[99.0, 99.5], &[]).verdict(Some(&high)), Verdict::TowerHttpFaster);
     }
 
     #[test]
@@ -282,6 +314,7 @@ mod tests {
                 chunk: 100,
                 warmup: 100,
                 cases: vec![
+                    control(&[800.0, 800.0, 800.0], &[790.0, 800.0, 810.0]),
                     case("timeout", &[800.0, 900.0, 1000.0], &[1200.0, 1350.0, 1500.0], &[700.0, 700.0, 700.0]),
                     case("413", &[1000.0, 1000.0, 1000.0], &[900.0, 1100.0, 1000.0], &[]),
                 ],
@@ -295,6 +328,10 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| 413 | 1000 | 0.0% | 1000 | 20.0% | 1.00 (0.90–1.10) | – | within noise |"), "{md}");
+        assert!(
+            md.contains("| control | 800 | 0.0% | 800 | 2.5% | 1.00 (0.99–1.01) | – | (control: the noise band) |"),
+            "{md}"
+        );
         assert!(md.contains("- timeout: ours `Ours`; tower-http `Theirs`"), "{md}");
         assert!(md.contains("- Command: `cargo xtask bench layers`"), "{md}");
     }
