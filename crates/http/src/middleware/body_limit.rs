@@ -4,6 +4,18 @@
 //! runs. Bodies without a length (chunked) are limited while they are read by the body
 //! extractors (`Json`, `Bytes`, `String`, forms), which honour the same limit through axum's
 //! `DefaultBodyLimit`; a handler that streams the raw `Body` applies its own limit.
+//!
+//! Why not tower-http's `RequestBodyLimitLayer`: it would answer the same (its `413 text/plain`
+//! becomes the same problem details in the problem layer) and it would also limit bodies without
+//! a length read as a raw stream, but `cargo xtask bench layers` (docs/benchmarks.md, "HTTP
+//! middleware layers") measured it, with `DefaultBodyLimit::disable()`, at 1.01–1.06× the
+//! ns/request of this layer plus `DefaultBodyLimit::max` for a 64-byte body read through the same
+//! router (seven runs, 2026-12-03; ours had the lower median in every run, by 10–50 ns per
+//! request, though in two of the six runs with a control row the rounds stayed within the
+//! control's noise band): it wraps every request body in `Limited` and every response body in
+//! its own type, and both are boxed again into axum's `Body`. Refusing a declared length over
+//! the limit is the one path where its stack was faster (0.94–0.96×: this layer's problem
+//! response is serialised, then serialised again by the problem layer), and that path is rare.
 
 use std::task::{Context, Poll};
 

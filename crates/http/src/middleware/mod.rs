@@ -6,6 +6,11 @@
 //! first: a client over its limit costs no body read and no signature check. Each part is
 //! switched and tuned in the `http` configuration section (and `auth`
 //! for JWT); [`crate::AppBuilder::layer`] adds any tower layer next to the handlers.
+//!
+//! CORS is tower-http's. For timeout, panic catching, body limit and request ids tower-http has
+//! layers too; ours are kept where `cargo xtask bench layers` measured them faster in the same run
+//! (each module says by how much, and what tower-http's lacks). Request-id echoing is the only
+//! header propagation here, and there is no response compression.
 
 pub mod auth;
 pub mod body_limit;
