@@ -34,7 +34,7 @@ pub use error::{BoxError, Error, ErrorKind, FieldError, ProblemDetails};
 pub use features::FeatureFlags;
 pub use health::{CheckKind, CheckResult, CheckStatus, HealthCheck, HealthRegistry, HealthReport};
 pub use lifecycle::{Lifecycle, ServiceState, ShutdownConfig};
-pub use plugin::{NoConfig, Plugin, PluginContext, PluginError, PluginSet};
+pub use plugin::{NoConfig, Plugin, PluginContext, PluginError, PluginSet, Probe};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 
 /// Re-exported so that components can implement [`Component`] without adding the dependency.

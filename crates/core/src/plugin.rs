@@ -16,7 +16,10 @@
 //!   service builder reads it after every plugin has been built.
 //!
 //! Building registers and does no I/O: connecting happens in components' `start`, so that
-//! `--check-config` can validate every plugin's section without touching the network.
+//! `--check-config` can validate every plugin's section without touching the network. A plugin
+//! that connects to something outside the process also gives a [`Probe`]
+//! ([`Plugin::probe`]): `--check-dependencies` runs every plugin's probe, and nothing else, to
+//! tell whether the service could reach its dependencies with this configuration.
 //!
 //! ```
 //! use microframework_core::{async_trait, AppContext, BoxError, Component, Validate, Validation};
@@ -93,7 +96,20 @@ pub trait Plugin: Send + 'static {
 
     /// Registers what the plugin brings, given its validated section.
     fn build(self, config: Self::Config, cx: &mut PluginContext<'_>) -> Result<(), BoxError>;
+
+    /// A one-shot check that what the plugin connects to answers with `config`: connect, ping,
+    /// disconnect, bounded to a few seconds. `Ok` says what was reached (never a secret), `Err`
+    /// why not, in one sentence that names the fix where it can. `--check-dependencies` (and
+    /// `microframework doctor` inside a service) run the probes without starting any component
+    /// or listener. `None`, the default, for a plugin that connects to nothing.
+    fn probe(&self, config: &Self::Config, app: &AppContext) -> Option<Probe> {
+        let _ = (config, app);
+        None
+    }
 }
+
+/// A plugin's one-shot dependency check (see [`Plugin::probe`]): what it reached, or why not.
+pub type Probe = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
 /// The configuration of a plugin without a section.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
@@ -318,6 +334,7 @@ trait ErasedPlugin: Send {
     fn dependencies(&self) -> Vec<String>;
     fn validate(&self, config: &ConfigHandle) -> Result<(), ConfigError>;
     fn build(self: Box<Self>, cx: &mut PluginContext<'_>) -> Result<(), BoxError>;
+    fn probe(&self, app: &AppContext) -> Result<Option<Probe>, ConfigError>;
 }
 
 impl<P: Plugin> ErasedPlugin for P {
@@ -347,6 +364,14 @@ impl<P: Plugin> ErasedPlugin for P {
             None => P::Config::default(),
         };
         Plugin::build(*self, config, cx)
+    }
+
+    fn probe(&self, app: &AppContext) -> Result<Option<Probe>, ConfigError> {
+        let config = match Plugin::section(self) {
+            Some(key) => app.config().section::<P::Config>(key)?,
+            None => P::Config::default(),
+        };
+        Ok(Plugin::probe(self, &config, app))
     }
 }
 
@@ -437,6 +462,24 @@ impl PluginSet {
             Some(e) => Err(ValidateError::Config(e)),
             None => Ok(()),
         }
+    }
+
+    /// The plugins' dependency probes ([`Plugin::probe`]), as (plugin, probe), in the order the
+    /// plugins were added; plugins without one are left out. Nothing runs until the probes are
+    /// awaited.
+    ///
+    /// # Errors
+    ///
+    /// The configuration problems of every plugin's section, as [`PluginSet::validate`].
+    pub fn probes(&self, app: &AppContext) -> Result<Vec<(String, Probe)>, ValidateError> {
+        self.validate(app.config())?;
+        let mut out = Vec::new();
+        for p in &self.plugins {
+            if let Some(probe) = p.probe(app).map_err(ValidateError::Config)? {
+                out.push((p.name().to_owned(), probe));
+            }
+        }
+        Ok(out)
     }
 
     fn check_unique(&self) -> Result<(), PluginError> {
@@ -644,6 +687,58 @@ mod tests {
                 "stop db-conn",
             ]
         );
+    }
+
+    /// A plugin that reaches `host`, or fails to.
+    struct Pinger;
+
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct PingerConfig {
+        host: String,
+    }
+
+    impl Validate for PingerConfig {
+        fn validate(&self, v: &mut Validation) {
+            v.check(!self.host.contains(' '), "host", "a host name");
+        }
+    }
+
+    impl Plugin for Pinger {
+        type Config = PingerConfig;
+        fn name(&self) -> &str {
+            "pinger"
+        }
+        fn section(&self) -> Option<&str> {
+            Some("pinger")
+        }
+        fn build(self, _: PingerConfig, _: &mut PluginContext<'_>) -> Result<(), BoxError> {
+            Ok(())
+        }
+        fn probe(&self, config: &PingerConfig, _: &AppContext) -> Option<super::Probe> {
+            let host = config.host.clone();
+            Some(Box::pin(async move {
+                if host == "up" { Ok(format!("reached {host}")) } else { Err(format!("{host} does not answer")) }
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn probes_come_from_the_plugins_that_have_one_with_their_sections() {
+        let log = Log::default();
+        let mut set = PluginSet::new();
+        set.add(probe("a", &[], &log));
+        set.add(Pinger);
+        let probes = set.probes(&ctx("pinger:\n  host: up\n")).unwrap();
+        assert_eq!(probes.len(), 1, "only the plugin with a probe");
+        let (name, run) = probes.into_iter().next().unwrap();
+        assert_eq!((name.as_str(), run.await), ("pinger", Ok("reached up".to_owned())));
+        let (_, run) = set.probes(&ctx("pinger:\n  host: down\n")).unwrap().pop().unwrap();
+        assert_eq!(run.await, Err("down does not answer".to_owned()));
+        // Nothing was built or started to probe.
+        assert!(log.lock().unwrap().is_empty());
+        let e = set.probes(&ctx("pinger:\n  host: a b\n")).err().unwrap().to_string();
+        assert!(e.contains("pinger.host"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! The [`DatabasePlugin`]: the database as a plugin of the service.
 
-use microframework_core::{BoxError, Plugin, PluginContext};
+use std::time::Duration;
+
+use microframework_core::{AppContext, BoxError, Plugin, PluginContext, Probe};
 
 use crate::component::DatabaseComponent;
 use crate::config::DatabaseConfig;
+use crate::database::Database;
 use crate::migrate::Migrations;
+use crate::url::{default_url, redact_url};
 
 /// The SQL database of a service, as a plugin: it owns the `database` section
 /// ([`DatabaseConfig`]) and registers the [`DatabaseComponent`], which connects at start-up,
@@ -62,5 +66,21 @@ impl Plugin for DatabasePlugin {
             DatabaseComponent::new().with_migrations(self.migrations).config_key(&self.section).named(&self.name),
         );
         Ok(())
+    }
+
+    /// Connects with the section's settings (waiting at most 5 s for the server), pings and
+    /// disconnects. Migrations do not run. A SQLite file is created if missing, as at start-up.
+    fn probe(&self, config: &DatabaseConfig, app: &AppContext) -> Option<Probe> {
+        let mut cfg = config.clone();
+        cfg.connect_timeout = cfg.connect_timeout.min(Duration::from_secs(5));
+        let default = default_url(app.name());
+        let section = self.section.clone();
+        Some(Box::pin(async move {
+            let url = cfg.url.clone().unwrap_or_else(|| default.clone());
+            let db = Database::connect_section(&cfg, &default, &section).await.map_err(|e| e.to_string())?;
+            let ping = db.ping().await;
+            db.close().await;
+            ping.map(|()| format!("reached {}", redact_url(&url))).map_err(|e| e.to_string())
+        }))
     }
 }

@@ -32,6 +32,11 @@ pub(crate) struct Flags {
     /// Validate the configuration, print the result and exit (0 when valid).
     #[arg(long)]
     pub(crate) check_config: bool,
+    /// Check that the service reaches its dependencies (each plugin's probe: connect, ping,
+    /// disconnect) with this configuration, print one line per dependency and exit: 0 when all
+    /// answer, 1 when one does not, 2 for invalid flags or configuration. Nothing is started.
+    #[arg(long)]
+    pub(crate) check_dependencies: bool,
     /// Check the running service's liveness on this host (for container HEALTHCHECKs: no curl
     /// needed) and exit 0 when it answers 200, 1 otherwise.
     #[arg(long)]

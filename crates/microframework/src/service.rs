@@ -270,6 +270,10 @@ impl Service {
                 }
             };
         }
+        if flags.check_dependencies {
+            let sources = flags.apply(self.sources.clone().unwrap_or_default());
+            return check_dependencies(&name, sources, &self.plugins).await;
+        }
         let running = match self.start_with(flags).await {
             Ok(r) => r,
             Err(e) => {
@@ -428,6 +432,41 @@ impl Service {
 
 /// Reads every framework section and every plugin's section so that all problems are reported
 /// together, and registers them for validation on reload.
+/// `--check-dependencies`: validates the configuration, runs every plugin's probe concurrently
+/// and prints `ok   NAME: what it reached` or `FAIL NAME: why not` for each, on stdout.
+async fn check_dependencies(name: &str, sources: ConfigSources, plugins: &PluginSet) -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let probes = ConfigHandle::load(sources).map_err(StartupError::from).and_then(|config| {
+        validate_sections(&config, plugins)?;
+        Ok(plugins.probes(&AppContext::new(name.to_owned(), config))?)
+    });
+    let probes = match probes {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            return e.exit_code();
+        }
+    };
+    if probes.is_empty() {
+        println!("{name}: no dependencies to check");
+        return ExitCode::SUCCESS;
+    }
+    // Concurrently, reported in the order the plugins were added.
+    let running: Vec<_> = probes.into_iter().map(|(name, probe)| (name, tokio::spawn(probe))).collect();
+    let mut failed = 0;
+    for (dependency, task) in running {
+        let result = task.await.unwrap_or_else(|e| Err(format!("the probe failed: {e}")));
+        match result {
+            Ok(reached) => println!("ok   {dependency}: {reached}"),
+            Err(why) => {
+                failed += 1;
+                println!("FAIL {dependency}: {why}");
+            }
+        }
+    }
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
 fn validate_sections(config: &ConfigHandle, plugins: &PluginSet) -> Result<(), StartupError> {
     let mut all: Option<ConfigError> = None;
     let mut note = |r: Result<(), ConfigError>| {

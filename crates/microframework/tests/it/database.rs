@@ -85,3 +85,38 @@ async fn unreachable_database_at_start_up_is_a_clear_error() {
     assert!(text.contains("PostgreSQL") && text.contains("127.0.0.1:1"), "{text}");
     assert!(!text.contains("hunter2"), "the password is redacted: {text}");
 }
+
+/// `--check-dependencies` runs the database plugin's probe and nothing else: it exits 0 while
+/// another process holds the service's port (so it never listened), 1 for a database that does
+/// not answer, 2 for an invalid section.
+#[tokio::test]
+async fn check_dependencies_probes_the_database_and_starts_nothing() {
+    use std::process::ExitCode;
+
+    use microframework::config::ConfigSources;
+
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data/check.db");
+    let sources = |url: &str| {
+        ConfigSources::new().set("server.host", "127.0.0.1").set("server.port", &port).set("database.url", url)
+    };
+    let check = |sources: ConfigSources| {
+        Service::new("svc")
+            .database(Migrations::new())
+            .config_sources(sources)
+            .args(["svc", "--check-dependencies"])
+            .run()
+    };
+
+    let code = check(sources(&format!("sqlite://{}?mode=rwc", file.display()))).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(file.is_file(), "the probe connected");
+
+    let code = check(sources("postgres://app:secret@127.0.0.1:1/nope")).await;
+    assert_eq!(code, ExitCode::from(1), "a database that does not answer");
+    let code = check(sources("oracle://somewhere")).await;
+    assert_eq!(code, ExitCode::from(2), "an invalid database section is a configuration error");
+    drop(held);
+}
