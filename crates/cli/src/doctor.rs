@@ -1,8 +1,12 @@
-//! `microframework doctor`: is the toolchain ready, and can the service reach its database?
+//! `microframework doctor`: is the toolchain ready, is the service's configuration valid, and
+//! can the service reach its dependencies?
+//!
+//! The dependency check runs the service itself (`cargo run -- --check-dependencies`), so that
+//! each plugin probes what it connects to with the service's own drivers and configuration: the
+//! CLI compiles no database driver or TLS stack of its own.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use clap::Args;
 
@@ -68,13 +72,14 @@ pub(crate) fn run(args: DoctorArgs) -> Result<(), Failure> {
             Err(e) => report(false, "configuration", e.to_string()),
             Ok(config) => {
                 report(true, "configuration", format!("{} is valid ({} environment)", configs.display(), config.env()));
-                if config.get::<serde_ignored::Value>("database").is_some() {
-                    check_database(&config, &mut report);
-                }
+                check_dependencies(&dir, args.env.as_deref(), &mut report);
             }
         }
     } else {
-        out!("skip database: no configs/config.yaml in {} (run doctor inside a service, or pass --dir)", dir.display());
+        out!(
+            "skip dependencies: no configs/config.yaml in {} (run doctor inside a service, or pass --dir)",
+            dir.display()
+        );
     }
     if failures == 0 {
         out!("\nEverything needed is in place.");
@@ -84,43 +89,44 @@ pub(crate) fn run(args: DoctorArgs) -> Result<(), Failure> {
     }
 }
 
-mod serde_ignored {
-    /// Accepts any value: used to ask whether a key is present.
-    #[derive(Debug)]
-    pub(crate) struct Value;
-
-    impl<'de> serde::Deserialize<'de> for Value {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            serde::de::IgnoredAny::deserialize(d).map(|_| Value)
-        }
+/// Builds and runs the service with `--check-dependencies` and reports its lines: one per
+/// dependency, `ok   NAME: ...` or `FAIL NAME: ...`. Cargo's progress and errors, and the
+/// service's own errors, go to stderr as they happen (the first build of a service takes a while).
+fn check_dependencies(dir: &Path, env: Option<&str>, report: &mut impl FnMut(bool, &str, String)) {
+    out!("...  dependencies: building the service to let it check them (cargo run -- --check-dependencies)");
+    let mut cmd = Command::new("cargo");
+    cmd.args(["run", "--", "--check-dependencies"]).current_dir(dir).stdin(Stdio::null()).stderr(Stdio::inherit());
+    if let Some(env) = env {
+        cmd.args(["--env", env]);
     }
-}
-
-fn check_database(config: &microframework_core::Config, report: &mut impl FnMut(bool, &str, String)) {
-    let cfg: microframework_data::DatabaseConfig = match config.section("database") {
-        Ok(c) => c,
-        Err(e) => return report(false, "database", e.to_string()),
+    let output = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => return report(false, "dependencies", format!("cannot run cargo: {e}")),
     };
-    let Some(url) = cfg.url.clone() else {
-        return report(true, "database", "no database.url: the service uses its default SQLite file".into());
-    };
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => return report(false, "database", format!("cannot start a runtime: {e}")),
-    };
-    let redacted = microframework_data::redact_url(&url);
-    let outcome = runtime.block_on(async {
-        let mut cfg = cfg.clone();
-        cfg.connect_timeout = cfg.connect_timeout.min(Duration::from_secs(5));
-        let db = microframework_data::Database::connect(&cfg, &url).await?;
-        let ping = db.ping().await;
-        db.close().await;
-        ping
-    });
-    match outcome {
-        Ok(()) => report(true, "database", format!("reached {redacted}")),
-        Err(e) => report(false, "database", e.to_string()),
+    let mut reported = false;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let (ok, rest) = match (line.strip_prefix("ok   "), line.strip_prefix("FAIL ")) {
+            (Some(rest), _) => (true, rest),
+            (_, Some(rest)) => (false, rest),
+            _ => continue,
+        };
+        let (name, detail) = rest.split_once(": ").unwrap_or((rest, ""));
+        report(ok, name, detail.to_owned());
+        reported = true;
+    }
+    if reported {
+        return;
+    }
+    match output.status.code() {
+        Some(0) => report(true, "dependencies", "the service has none to check".to_owned()),
+        Some(2) => {
+            report(false, "dependencies", "the service refused its flags or configuration (see above)".to_owned())
+        }
+        _ => report(
+            false,
+            "dependencies",
+            format!("the service did not build or run (`cargo run` in {}; see cargo's output above)", dir.display()),
+        ),
     }
 }
 

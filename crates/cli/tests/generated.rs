@@ -118,12 +118,34 @@ fn generated_services_build_lint_and_pass_their_tests() {
     eprintln!("{} services: fmt, clippy and tests passed", VARIANTS.len());
 
     contract_tests(root);
+    doctor_checks_dependencies_through_the_service(&root.join("svc-sqlite"));
 
     // In the workspace every member sees the union of the members' features. One service on its
     // own, with only the PostgreSQL driver, must build and lint too.
     let alone = tempfile::tempdir().unwrap();
     let dir = generate(alone.path(), "svc-postgres-alone", &["--with-database=postgres", "--with-auth=jwt"]);
     cargo(&dir, &["clippy", "--all-targets", "--", "-D", "warnings"]);
+}
+
+/// `microframework doctor` inside a built service: the service probes its database itself.
+fn doctor_checks_dependencies_through_the_service(dir: &Path) {
+    let doctor = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(common::BIN);
+        cmd.arg("doctor").current_dir(dir).env("CARGO_TARGET_DIR", target_dir()).env_remove("APP_ENV");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = doctor(&[]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok   configuration") && text.contains("ok   database: reached sqlite://"), "{text}");
+    // A database the service cannot open: FAIL, exit 1.
+    let out = doctor(&[("APP_DATABASE__URL", "sqlite:///proc/no-such-dir/x.db?mode=rwc")]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAIL database: "), "{text}");
 }
 
 /// The built binary of a service, started on a free port until dropped.
