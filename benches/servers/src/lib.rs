@@ -1,8 +1,12 @@
 //! The benchmark servers live in `src/bin/` (one package, so that one cargo invocation builds
 //! them all), with `layers`, which is no server: it measures our HTTP middleware layers against
-//! tower-http's in-process (`cargo xtask bench layers`). This library holds what several of them
-//! share: the `bench.v1.Greeter` gRPC service of `cargo xtask bench grpc`, so that
-//! `baseline-tonic` and `framework-grpc` run the same handler.
+//! tower-http's in-process (`cargo xtask bench layers`), and `profile` / `profile-allocs`, which
+//! drive one middleware stack in-process for `cargo xtask bench profile` ([`profile`]). This
+//! library holds what several of them share: the `bench.v1.Greeter` gRPC service of
+//! `cargo xtask bench grpc`, so that `baseline-tonic` and `framework-grpc` run the same handler,
+//! and the profile driver.
+
+pub mod profile;
 
 pub mod greeter {
     //! `bench.v1.Greeter` (`proto/bench/v1/greeter.proto`): the generated server and the one
