@@ -10,6 +10,9 @@
 //! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]
 //! cargo xtask bench layers [--rounds 9] [--requests 50000] [--chunk 1000] [--warmup 5000]
 //!                          [--write docs/benchmarks.md]
+//! cargo xtask bench profile [--requests 2000] [--warmup 200] [--server-requests 2000]
+//!                           [--syscall-requests 20000] [--connections 4] [--top 15] [--no-servers]
+//!                           [--write docs/benchmarks.md]
 //! ```
 
 mod bench;
@@ -50,6 +53,10 @@ enum BenchKind {
     /// Our HTTP middleware layers vs tower-http's for the same concern (timeout, catch-panic,
     /// body limit, request id), in-process, ns/request.
     Layers(bench::layers::LayersArgs),
+    /// Where a request's cost goes: instructions (callgrind) and allocations per request for each
+    /// default middleware alone and the whole stack, in-process; instructions and syscalls per
+    /// request of the whole servers.
+    Profile(bench::profile::ProfileArgs),
     /// The load generator `bench grpc` runs (from a release build of xtask).
     #[command(hide = true)]
     GrpcLoad(bench::grpc_load::LoadArgs),
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
         Command::Bench { kind: BenchKind::Ws(args) } => bench::ws::run(&args),
         Command::Bench { kind: BenchKind::Gen(args) } => bench::generator::run(&args),
         Command::Bench { kind: BenchKind::Layers(args) } => bench::layers::run(&args),
+        Command::Bench { kind: BenchKind::Profile(args) } => bench::profile::run(&args),
         Command::Bench { kind: BenchKind::GrpcLoad(args) } => bench::grpc_load::run(&args),
     };
     match result {
