@@ -10,7 +10,7 @@
 //! cargo xtask bench gen  [--runs 10] [--no-release] [--write docs/benchmarks.md]
 //! cargo xtask bench layers [--rounds 9] [--requests 50000] [--chunk 1000] [--warmup 5000]
 //!                          [--write docs/benchmarks.md]
-//! cargo xtask bench profile [--requests 2000] [--warmup 200] [--server-requests 2000]
+//! cargo xtask bench profile [--requests 2000] [--warmup 200] [--server-requests 2000] [--server-rounds 3]
 //!                           [--syscall-requests 20000] [--connections 4] [--top 15] [--no-servers]
 //!                           [--write docs/benchmarks.md]
 //! ```

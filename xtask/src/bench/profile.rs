@@ -16,9 +16,9 @@
 //!   cost per function (summed over the source files a function's inlined code comes from).
 //! - Whole servers: `framework-hello` and `baseline-axum` (the `bench http` pair) over loopback
 //!   with keep-alive connections from a small client in this process: instructions per request
-//!   under callgrind (two runs with different request counts, subtracted, so that start-up and
-//!   shutdown cancel out), and syscalls per request with `strace -c -f` attached after the
-//!   warm-up.
+//!   under callgrind (counters zeroed with `callgrind_control` after the warm-up and dumped after
+//!   the measured requests, so that start-up does not count), and syscalls per request with
+//!   `strace -c -f` attached after the warm-up.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,7 +33,7 @@ use serde::Deserialize;
 
 use super::proc::{Launch, Server, free_port, run_captured};
 use super::report::dash;
-use super::{Machine, command_line};
+use super::{Machine, command_line, median};
 use crate::workspace_root;
 
 const PROGRAM: &str = "profile";
@@ -71,10 +71,13 @@ pub(crate) struct ProfileArgs {
     /// Requests per stack and route before the measured ones (in-process and whole servers).
     #[arg(long, default_value_t = 200)]
     warmup: u32,
-    /// Requests per route told apart by the two callgrind runs of each whole server (the runs
-    /// send this many and twice this many).
+    /// Requests per route and round counted by callgrind in each whole server.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
     server_requests: u32,
+    /// Rounds of each whole server's callgrind counts per route (they vary a little with the
+    /// scheduling of the multi-thread runtime); the report shows the median and the range.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    server_rounds: u32,
     /// Requests to each whole server while strace counts its syscalls.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     syscall_requests: u32,
@@ -172,8 +175,8 @@ pub(crate) struct FunctionCost {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServerRow {
     pub(crate) target: String,
-    /// Instructions per request, by route in the order of [`SERVER_ROUTES`].
-    pub(crate) instructions: Vec<f64>,
+    /// Instructions per request of each round, by route in the order of [`SERVER_ROUTES`].
+    pub(crate) instructions: Vec<Vec<f64>>,
     /// Syscalls per `/hello` request, by name, most frequent first.
     pub(crate) syscalls: Vec<(String, f64)>,
 }
@@ -182,6 +185,18 @@ impl ServerRow {
     fn syscalls_total(&self) -> f64 {
         self.syscalls.iter().map(|(_, n)| n).sum()
     }
+
+    /// The median instructions per request of route `i` over the rounds.
+    fn instructions(&self, i: usize) -> Option<f64> {
+        self.instructions.get(i).and_then(|rounds| median(rounds))
+    }
+}
+
+/// The index of the median of `values` (the lower middle one for an even count).
+fn median_index(values: &[f64]) -> Option<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|a, b| values[*a].total_cmp(&values[*b]));
+    order.get(values.len().saturating_sub(1) / 2).copied()
 }
 
 /// Everything the report shows.
@@ -200,6 +215,7 @@ pub(crate) struct ProfileReport {
     pub(crate) top_server: Vec<FunctionCost>,
     pub(crate) servers: Vec<ServerRow>,
     pub(crate) server_requests: u32,
+    pub(crate) server_rounds: u32,
     pub(crate) syscall_requests: u32,
     pub(crate) connections: u32,
     /// Where the callgrind files were left.
@@ -251,6 +267,13 @@ pub(crate) fn parse_annotate(text: &str) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = by_name.into_iter().collect();
     out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     out
+}
+
+/// `functions` without the frames that were open across a dump taken while the program ran
+/// (thread start, the worker loop): callgrind lists each with the whole dump's `total` as its own
+/// cost. No function's self cost comes near the total otherwise.
+pub(crate) fn without_open_frames(functions: Vec<(String, u64)>, total: u64) -> Vec<(String, u64)> {
+    functions.into_iter().filter(|(_, c)| (*c as f64) < 0.99 * total as f64).collect()
 }
 
 /// Per-request self cost by function: `larger` (a run with `requests` more requests than
@@ -448,13 +471,10 @@ impl ProfileReport {
         if !self.servers.is_empty() {
             let _ = writeln!(
                 out,
-                "- Whole servers: {} keep-alive connections; instructions from two callgrind runs per route \
-                 ({} and {} requests after {} of warm-up, subtracted); syscalls over {} `/hello` requests",
-                self.connections,
-                self.server_requests,
-                2 * u64::from(self.server_requests),
-                self.warmup,
-                self.syscall_requests
+                "- Whole servers: {} keep-alive connections; callgrind counts {} requests per route and round after {} \
+                 of warm-up (counters zeroed before and dumped after with `callgrind_control`), {} rounds, median and \
+                 range shown; syscalls over {} `/hello` requests",
+                self.connections, self.server_requests, self.warmup, self.server_rounds, self.syscall_requests
             );
         }
         let _ = writeln!(out, "- Command: `{}`\n", self.command);
@@ -578,13 +598,19 @@ impl ProfileReport {
             for s in &self.servers {
                 let mut line = format!("| {} |", s.target);
                 for i in 0..SERVER_ROUTES.len() {
-                    let ir = s.instructions.get(i).copied();
-                    let b = baseline.as_ref().and_then(|b| b.instructions.get(i).copied());
+                    let ir = s.instructions(i);
+                    let b = baseline.as_ref().and_then(|b| b.instructions(i));
                     let ratio = match (ir, b) {
                         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                         _ => dash(),
                     };
-                    let _ = write!(line, " {} | {ratio} |", ir.map(thousands).unwrap_or_else(dash));
+                    let rounds = s.instructions.get(i).map(Vec::as_slice).unwrap_or_default();
+                    let range = match (rounds.iter().copied().reduce(f64::min), rounds.iter().copied().reduce(f64::max))
+                    {
+                        (Some(lo), Some(hi)) if rounds.len() > 1 => format!(" ({}–{})", thousands(lo), thousands(hi)),
+                        _ => String::new(),
+                    };
+                    let _ = write!(line, " {}{range} | {ratio} |", ir.map(thousands).unwrap_or_else(dash));
                 }
                 let frequent: Vec<String> = s
                     .syscalls
@@ -623,8 +649,7 @@ impl ProfileReport {
         let full_total =
             self.rows.iter().find(|r| r.info.name == FULL).and_then(|r| r.routes.first()).map(|f| f.instructions);
         top_table(&format!("{FULL}, `{h}`, in-process"), &self.top_in_process, full_total);
-        let server_total =
-            self.servers.iter().find(|s| s.target == SERVICE).and_then(|s| s.instructions.first().copied());
+        let server_total = self.servers.iter().find(|s| s.target == SERVICE).and_then(|s| s.instructions(0));
         top_table(&format!("{SERVICE}, `{}`, whole server", SERVER_ROUTES[0]), &self.top_server, server_total);
 
         let _ = writeln!(out, "\nThe stacks:\n");
@@ -837,18 +862,54 @@ fn launch(name: &str, exe: &Path, port: u16, cwd: &Path) -> Launch {
     }
 }
 
-/// The server's instructions over a run: start it under callgrind, warm up, send `requests` per
-/// route to `path`, stop it. Returns the total of the whole run and the output file.
-fn server_callgrind_run(
+/// `callgrind_control <action> <pid>`: always with the pid, so that no other callgrind run on
+/// the machine is touched.
+fn callgrind_control(action: &str, pid: u32) -> anyhow::Result<()> {
+    let out = Command::new("callgrind_control")
+        .args([action, &pid.to_string()])
+        .output()
+        .context("running callgrind_control")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || text.contains("Error") || text.contains("No active callgrind") {
+        bail!("callgrind_control {action} {pid} failed: {}", text.trim());
+    }
+    Ok(())
+}
+
+/// Waits for the callgrind dump `path` to be complete (it ends with its `totals:` line).
+fn wait_dump(path: &Path, timeout: Duration) -> anyhow::Result<u64> {
+    let start = Instant::now();
+    loop {
+        if let Some(total) = std::fs::read_to_string(path).ok().as_deref().and_then(callgrind_total) {
+            return Ok(total);
+        }
+        if start.elapsed() > timeout {
+            bail!("callgrind wrote no complete {} within {timeout:?}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What callgrind counted in a whole server, by route in the order of [`SERVER_ROUTES`].
+struct ServerCounts {
+    /// Instructions per request of each round.
+    per_request: Vec<Vec<f64>>,
+    /// The dump of each round.
+    dumps: Vec<Vec<PathBuf>>,
+}
+
+/// A whole server's instructions per request: one process under callgrind; for each route, a
+/// warm-up, then in each round: zero the counters (`callgrind_control --zero`), send
+/// `server_requests`, dump them (`--dump`).
+fn server_instructions(
     name: &str,
     exe: &Path,
-    path: &str,
-    requests: u32,
     args: &ProfileArgs,
-    out: &Path,
+    dir: &Path,
     cwd: &Path,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<ServerCounts> {
     let port = free_port()?;
+    let out = dir.join(format!("{}.server.callgrind", slug(name)));
     let mut l = launch(name, exe, port, cwd);
     let mut vg_args = vec![
         "--tool=callgrind".to_owned(),
@@ -861,13 +922,30 @@ fn server_callgrind_run(
     l.name = format!("{name} (callgrind)");
     let mut server = Server::spawn(&l, port)?;
     server.wait_ready(READY_PATH, READY_TIMEOUT)?;
-    {
-        let mut client = Client::connect(port, args.connections)?;
+    let pid = server.pid();
+    let mut client = Client::connect(port, args.connections)?;
+    let (mut figures, mut dumps) = (Vec::new(), Vec::new());
+    let mut dump = 0;
+    for path in SERVER_ROUTES {
         client.send(path, args.warmup)?;
-        client.send(path, requests)?;
+        let (mut rounds, mut files) = (Vec::new(), Vec::new());
+        for round in 1..=args.server_rounds {
+            callgrind_control("--zero", pid)?;
+            client.send(path, args.server_requests)?;
+            callgrind_control("--dump", pid)?;
+            dump += 1;
+            let file = PathBuf::from(format!("{}.{dump}", out.display()));
+            let per = wait_dump(&file, Duration::from_secs(60))? as f64 / f64::from(args.server_requests);
+            eprintln!("   {name:<16} {path:<12} {per:>8.0} instructions per request (round {round})");
+            rounds.push(per);
+            files.push(file);
+        }
+        figures.push(rounds);
+        dumps.push(files);
     }
+    drop(client);
     server.terminate(SHUTDOWN_TIMEOUT)?;
-    callgrind_total_of(out)
+    Ok(ServerCounts { per_request: figures, dumps })
 }
 
 /// Waits until every thread of `pid` is traced (strace attached).
@@ -949,6 +1027,9 @@ fn server_syscalls(
 /// Runs the profile and prints (and optionally writes) the report.
 pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let valgrind = tool_version("valgrind", "--version")?;
+    if !args.no_servers {
+        tool_version("callgrind_control", "--version")?;
+    }
     let strace = if args.no_servers { String::new() } else { tool_version("strace", "-V")? };
     let root = workspace_root();
     let names = [PROGRAM, ALLOCS_PROGRAM, BASELINE, SERVICE];
@@ -966,6 +1047,13 @@ pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
 
     let dir = super::target_dir(&root).join("bench-profile");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Files of an earlier run would be mistaken for this run's.
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "callgrind" || e == "strace") {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     let listed = clean_command(&program).arg("--list").output().context("running profile --list")?;
     let stacks: StackList = super::parse_last_json_line(&String::from_utf8_lossy(&listed.stdout), PROGRAM)?;
 
@@ -1011,20 +1099,15 @@ pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         for name in [BASELINE, SERVICE] {
             let exe = exe(name)?;
             let mut row = ServerRow { target: name.to_owned(), ..ServerRow::default() };
-            for (i, path) in SERVER_ROUTES.iter().enumerate() {
-                let n1 = args.server_requests;
-                let n2 = 2 * n1;
-                let f1 = dir.join(format!("{}.{}.{n1}.callgrind", slug(name), slug(path)));
-                let f2 = dir.join(format!("{}.{}.{n2}.callgrind", slug(name), slug(path)));
-                let t1 = server_callgrind_run(name, &exe, path, n1, args, &f1, cwd.path())?;
-                let t2 = server_callgrind_run(name, &exe, path, n2, args, &f2, cwd.path())?;
-                let per = t2.saturating_sub(t1) as f64 / f64::from(n2 - n1);
-                eprintln!("   {name:<16} {path:<12} {per:>8.0} instructions per request");
-                row.instructions.push(per);
-                if name == SERVICE && i == 0 {
-                    top_server = function_difference(&annotate(&f1)?, &annotate(&f2)?, n2 - n1, args.top);
-                }
+            let counts = server_instructions(name, &exe, args, &dir, cwd.path())?;
+            if name == SERVICE
+                && let (Some(rounds), Some(files)) = (counts.per_request.first(), counts.dumps.first())
+                && let Some(file) = median_index(rounds).and_then(|m| files.get(m))
+            {
+                let functions = without_open_frames(annotate(file)?, callgrind_total_of(file)?);
+                top_server = function_difference(&[], &functions, args.server_requests, args.top);
             }
+            row.instructions = counts.per_request;
             row.syscalls = server_syscalls(name, &exe, args, &dir, cwd.path())?;
             eprintln!("   {name:<16} {:.2} syscalls per request", row.syscalls_total());
             servers.push(row);
@@ -1043,6 +1126,7 @@ pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         top_server,
         servers,
         server_requests: args.server_requests,
+        server_rounds: args.server_rounds,
         syscall_requests: args.syscall_requests,
         connections: args.connections,
         callgrind_dir: dir.strip_prefix(&root).unwrap_or(&dir).display().to_string(),
@@ -1112,6 +1196,12 @@ Ir         file:function
     }
 
     #[test]
+    fn open_frames_are_dropped() {
+        let functions = vec![("start_thread".to_owned(), 1_000), ("memcpy".to_owned(), 300), ("run".to_owned(), 995)];
+        assert_eq!(without_open_frames(functions, 1_000), vec![("memcpy".to_owned(), 300)]);
+    }
+
+    #[test]
     fn strace_summary() {
         let text = "\
 % time     seconds  usecs/call     calls    errors syscall
@@ -1160,6 +1250,13 @@ Ir         file:function
         assert_eq!(slug("jwt + rate limit per subject, valid token"), "jwt-rate-limit-per-subject-valid-token");
         assert_eq!(slug("/hello/json"), "hello-json");
         assert_eq!(code_name("http::header::map::HeaderMap<T>::try_insert2"), "`map::HeaderMap::try_insert2`");
+    }
+
+    #[test]
+    fn median_round() {
+        assert_eq!(median_index(&[3.0, 1.0, 2.0]), Some(2));
+        assert_eq!(median_index(&[5.0, 1.0]), Some(1));
+        assert_eq!(median_index(&[]), None);
     }
 
     #[test]
@@ -1253,12 +1350,12 @@ Ir         file:function
             servers: vec![
                 ServerRow {
                     target: BASELINE.into(),
-                    instructions: vec![12_600.0, 13_000.0],
+                    instructions: vec![vec![12_600.0], vec![13_000.0]],
                     syscalls: vec![("recvfrom".into(), 1.0), ("writev".into(), 1.0)],
                 },
                 ServerRow {
                     target: SERVICE.into(),
-                    instructions: vec![29_000.0, 30_000.0],
+                    instructions: vec![vec![29_500.0, 29_000.0, 28_000.0], vec![30_000.0]],
                     syscalls: vec![
                         ("recvfrom".into(), 1.0),
                         ("writev".into(), 1.0),
@@ -1268,6 +1365,7 @@ Ir         file:function
                 },
             ],
             server_requests: 2000,
+            server_rounds: 3,
             syscall_requests: 20000,
             connections: 4,
             callgrind_dir: "target/bench-profile".into(),
@@ -1297,7 +1395,8 @@ Ir         file:function
         assert!(md.contains("| service router | 26.00 (+1.00 realloc) | +13.00 | 4,721 | +2,913 |"), "{md}");
         assert!(
             md.contains(
-                "| framework-hello | 29,000 | 2.30 | 30,000 | 2.31 | 2.25 | recvfrom 1.00, writev 1.00, futex 0.25 |"
+                "| framework-hello | 29,000 (28,000–29,500) | 2.30 | 30,000 | 2.31 | 2.25 | recvfrom 1.00, writev 1.00, \
+                 futex 0.25 |"
             ),
             "{md}"
         );
