@@ -668,8 +668,10 @@ impl ProfileReport {
              timeout 30 s, admin port), except that the rate-limit buckets never run dry; JSON logging and the \
              Prometheus recorder are installed for every stack. Callgrind counts the instructions inside the \
              function that sends the measured requests (`--toggle-collect`), including the runtime's work for \
-             them. Allocations are `alloc` calls (and `realloc` calls, in parentheses) of the measured requests, \
-             bytes what they asked for; the \"over bare axum\" allocation column counts both. Functions are listed \
+             them. Own cost is a row's instructions over bare axum less the pass-through layer's (every \
+             middleware row wraps the routes in one `Router::layer`, and so does the default stack) and, where \
+             the requests carry `ConnectInfo`, less the connect-info row's. Allocations are `alloc` calls (and \
+             `realloc` calls, in parentheses) of the measured requests, bytes what they asked for; the \"over bare axum\" allocation column counts both. Functions are listed \
              by self cost (instructions in the function itself, not in what it calls), summed over the source \
              files its inlined code comes from. The whole servers are the `bench http` pair \
              (`{SERVICE}` with JSON logs at info, `{BASELINE}`), loaded from this process over loopback, one \
