@@ -212,7 +212,7 @@ fn slots(options: &Options) -> BTreeMap<String, Vec<String>> {
 }
 
 /// The environment the templates render in: trimmed blocks, strict about undefined values, with
-/// the layers' slot fragments loaded for `{% include %}`.
+/// the layers' slot fragments and the shared `parts/` loaded for `{% include %}`.
 fn environment() -> Result<Environment<'static>, GenError> {
     let mut env = Environment::new();
     let syntax = SyntaxConfig::builder()
@@ -224,11 +224,13 @@ fn environment() -> Result<Environment<'static>, GenError> {
     env.set_syntax(syntax);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let mut fragments = BTreeMap::new();
-    if let Some(dir) = TEMPLATES.get_dir(LAYERS_DIR) {
-        collect(dir, &mut fragments, Path::new(""));
+    for dir in [LAYERS_DIR, "parts"] {
+        if let Some(dir) = TEMPLATES.get_dir(dir) {
+            collect(dir, &mut fragments, Path::new(""));
+        }
     }
     for (path, file) in fragments {
-        let Some(name) = path.to_str().filter(|p| p.contains("/slots/")) else { continue };
+        let Some(name) = path.to_str().filter(|p| p.contains("/slots/") || p.starts_with("parts/")) else { continue };
         let source = file
             .contents_utf8()
             .ok_or_else(|| GenError::Template { template: name.to_owned(), message: "template is not UTF-8".into() })?;
