@@ -22,12 +22,22 @@ impl SecurityHeadersLayer {
     /// Builds the header set from configuration; invalid values (rejected by validation) are skipped.
     pub fn new(cfg: &SecurityHeadersConfig) -> Self {
         let mut headers = Vec::new();
+        // Values known at compile time are static: cloning one per response touches no counter.
         let mut push = |name: HeaderName, value: &str| {
-            if !value.is_empty()
-                && let Ok(v) = HeaderValue::from_str(value)
-            {
-                headers.push((name, v));
-            }
+            let v = match value {
+                "" => return,
+                "nosniff" => HeaderValue::from_static("nosniff"),
+                "0" => HeaderValue::from_static("0"),
+                "DENY" => HeaderValue::from_static("DENY"),
+                "SAMEORIGIN" => HeaderValue::from_static("SAMEORIGIN"),
+                "no-referrer" => HeaderValue::from_static("no-referrer"),
+                "strict-origin-when-cross-origin" => HeaderValue::from_static("strict-origin-when-cross-origin"),
+                other => match HeaderValue::from_str(other) {
+                    Ok(v) => v,
+                    Err(_) => return,
+                },
+            };
+            headers.push((name, v));
         };
         if cfg.content_type_options {
             push(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
@@ -103,8 +113,9 @@ where
         let map = res.headers_mut();
         map.reserve(this.headers.len());
         for (name, value) in this.headers.iter() {
-            if !map.contains_key(name) {
-                map.insert(name.clone(), value.clone());
+            // One hash per header: the entry is vacant unless the handler set it.
+            if let http::header::Entry::Vacant(slot) = map.entry(name) {
+                slot.insert(value.clone());
             }
         }
         Poll::Ready(Ok(res))
