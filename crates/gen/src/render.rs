@@ -109,8 +109,6 @@ struct Context<'a> {
     protobufs: Vec<HandlerNames>,
     /// GraphQL types added by `microframework generate graphql`.
     graphql_types: Vec<HandlerNames>,
-    /// The applied layers, in canonical order.
-    layers: Vec<crate::AppliedLayer>,
     /// The framework's Cargo features the layers switch on.
     framework_features: Vec<&'static str>,
     /// The features of `microframework-testing` the layers' tests need.
@@ -269,6 +267,16 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
     let env = environment()?;
     let providers = options.providers();
     let crate_name = options.name.to_snake_case();
+    let secrets: Vec<SecretContext> = providers
+        .iter()
+        .flat_map(|(_, p)| p.secrets)
+        .map(|s| {
+            let placeholder = env.render_str(s.placeholder, minijinja::context! { crate_name => crate_name.clone() });
+            placeholder
+                .map(|placeholder| SecretContext { name: s.name, about: s.about, example: s.example, placeholder })
+                .map_err(|e| GenError::Template { template: format!("secret {}", s.name), message: format!("{e:#}") })
+        })
+        .collect::<Result<_, _>>()?;
     let ctx = Context {
         name: &options.name,
         crate_name: crate_name.clone(),
@@ -303,24 +311,10 @@ pub fn render(options: &Options) -> Result<Project, GenError> {
             .collect(),
         protobufs: options.protobufs.iter().map(|p| HandlerNames::new(p)).collect(),
         graphql_types: options.graphql_types.iter().map(|t| HandlerNames::new(t)).collect(),
-        layers: options.layers(),
         framework_features: providers.iter().flat_map(|(_, p)| p.cargo_features.iter().copied()).collect(),
         testing_features: providers.iter().flat_map(|(_, p)| p.testing_features.iter().copied()).collect(),
-        secrets: providers
-            .iter()
-            .flat_map(|(_, p)| p.secrets)
-            .map(|s| {
-                let placeholder =
-                    env.render_str(s.placeholder, minijinja::context! { crate_name => crate_name.clone() });
-                placeholder
-                    .map(|placeholder| SecretContext { name: s.name, about: s.about, example: s.example, placeholder })
-                    .map_err(|e| GenError::Template {
-                        template: format!("secret {}", s.name),
-                        message: format!("{e:#}"),
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-        secret_vars: providers.iter().flat_map(|(_, p)| p.secrets.iter().map(|s| s.name)).collect(),
+        secret_vars: secrets.iter().map(|s| s.name).collect(),
+        secrets,
         compose_vars: providers.iter().flat_map(|(_, p)| p.compose_vars.iter().copied()).collect(),
         slots: slots(options),
     };
