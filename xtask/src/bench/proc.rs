@@ -36,6 +36,16 @@ pub(crate) struct Launch {
     pub(crate) clear_env_prefixes: Vec<String>,
 }
 
+/// Removes from `cmd`'s environment every variable of this process whose name `drop` selects, so
+/// that the caller's shell cannot change what is measured.
+pub(crate) fn remove_env(cmd: &mut Command, drop: impl Fn(&str) -> bool) {
+    for (key, _) in std::env::vars_os() {
+        if drop(&key.to_string_lossy()) {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
 /// A running server. Dropping it kills the process if it is still running.
 pub(crate) struct Server {
     pub(crate) name: String,
@@ -51,11 +61,7 @@ impl Server {
     pub(crate) fn spawn(launch: &Launch, port: u16) -> anyhow::Result<Self> {
         let mut cmd = Command::new(&launch.program);
         cmd.args(&launch.args).current_dir(&launch.cwd);
-        for (key, _) in std::env::vars_os() {
-            if launch.clear_env_prefixes.iter().any(|p| key.to_string_lossy().starts_with(p.as_str())) {
-                cmd.env_remove(&key);
-            }
-        }
+        remove_env(&mut cmd, |key| launch.clear_env_prefixes.iter().any(|p| key.starts_with(p.as_str())));
         cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let spawned_at = Instant::now();

@@ -697,12 +697,7 @@ fn tool_version(tool: &str, flag: &str) -> anyhow::Result<String> {
 /// A command with the caller's `APP_*` and `RUST_LOG` removed (they would change what is measured).
 fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if k.starts_with("APP_") || k == "RUST_LOG" {
-            cmd.env_remove(&key);
-        }
-    }
+    super::proc::remove_env(&mut cmd, |key| key.starts_with("APP_") || key == "RUST_LOG");
     cmd
 }
 
