@@ -42,12 +42,35 @@ fn cargo(dir: &Path, args: &[&str]) {
         .unwrap();
     assert!(
         out.status.success(),
-        "`cargo {}` failed in {}:\n{}{}",
+        "`cargo {}` failed in {} ({}):\n{}\n{}",
         args.join(" "),
         dir.display(),
+        out.status,
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        without_progress(&String::from_utf8_lossy(&out.stderr))
     );
+}
+
+/// Cargo's stderr without its progress lines (`Compiling ...`) and the warning every member
+/// repeats, so a CI log that keeps only part of the output keeps the error.
+fn without_progress(stderr: &str) -> String {
+    let mut kept = String::new();
+    let mut lines = stderr.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if ["Compiling ", "Checking ", "Fresh ", "Finished "].iter().any(|p| trimmed.starts_with(p)) {
+            continue;
+        }
+        if line.starts_with("warning: profiles for the non root package") {
+            // The two lines after it name the package and the workspace.
+            lines.next();
+            lines.next();
+            continue;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
 }
 
 fn is_ci() -> bool {
