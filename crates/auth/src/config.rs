@@ -235,8 +235,14 @@ impl JwtConfig {
         }
 
         if let Some(url) = &self.jwks_url {
-            match reqwest::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            match url.parse::<http::Uri>() {
+                Ok(u)
+                    if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty()) =>
+                {
+                    if !cfg!(feature = "jwks") {
+                        v.error("jwks_url", crate::jwks::NO_JWKS);
+                    }
+                }
                 _ => v.error("jwks_url", "an absolute http:// or https:// URL"),
             }
         }
@@ -534,7 +540,8 @@ mod tests {
 
     #[test]
     fn jwks_url_must_be_http() {
-        for bad in ["ftp://x/jwks", "not a url", "/relative", "file:///etc/passwd"] {
+        for bad in ["ftp://x/jwks", "not a url", "/relative", "file:///etc/passwd", "https://", "idp.example.com/jwks"]
+        {
             let c = JwtConfig { jwks_url: Some(bad.into()), allow_any_audience: true, ..JwtConfig::default() };
             assert_eq!(keys_of(&c), vec!["auth.jwt.jwks_url"], "{bad}");
         }
@@ -544,6 +551,23 @@ mod tests {
             ..JwtConfig::default()
         };
         assert_eq!(problems(&c), vec![]);
+    }
+
+    /// CI also runs this test with `--no-default-features`, where the feature is off.
+    #[test]
+    fn jwks_url_without_the_feature() {
+        let c = JwtConfig {
+            jwks_url: Some("https://idp.example.com/jwks".into()),
+            audience: vec!["api".into()],
+            ..JwtConfig::default()
+        };
+        let p = problems(&c);
+        if cfg!(feature = "jwks") {
+            assert_eq!(p, vec![]);
+        } else {
+            assert_eq!(keys_of(&c), vec!["auth.jwt.jwks_url"]);
+            assert!(p[0].1.contains("enable the `jwks` feature of the `microframework` dependency"), "{}", p[0].1);
+        }
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! Fetching and caching a JWKS (JSON Web Key Set) document.
+// Without the `jwks` feature nothing fetches a key set: the parsing below stays compiled (the
+// verifier's types name it) but is never called.
+#![cfg_attr(not(feature = "jwks"), allow(dead_code))]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +17,12 @@ use crate::error::AuthError;
 /// How often, at most, an unknown `kid` (or missing keys) triggers an on-demand refetch.
 pub(crate) const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Why a `jwks_url` is refused by a build without the `jwks` feature.
+pub(crate) const NO_JWKS: &str = "this build has no JWKS support (keys from a URL): enable the `jwks` feature of the \
+     `microframework` dependency in Cargo.toml, or configure `secret` or `public_key`";
+
 /// The largest JWKS document accepted, in bytes.
+#[cfg(feature = "jwks")]
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// One usable verification key of a JWKS.
@@ -105,6 +113,7 @@ fn usable_key(jwk: &Jwk) -> Option<JwksKey> {
 /// The cached key set of one JWKS URL.
 pub(crate) struct JwksCache {
     url: String,
+    #[cfg(feature = "jwks")]
     client: reqwest::Client,
     keys: ArcSwapOption<KeySet>,
     /// Serialises fetches; holds the time of the last on-demand refetch.
@@ -112,6 +121,12 @@ pub(crate) struct JwksCache {
 }
 
 impl JwksCache {
+    #[cfg(not(feature = "jwks"))]
+    pub(crate) fn new(_url: &str, _timeout: Duration) -> Result<Self, AuthError> {
+        Err(AuthError::InvalidConfig(format!("`jwt.jwks_url`: {NO_JWKS}")))
+    }
+
+    #[cfg(feature = "jwks")]
     pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, AuthError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -161,6 +176,12 @@ impl JwksCache {
         }
     }
 
+    #[cfg(not(feature = "jwks"))]
+    async fn fetch_once(&self) -> Result<KeySet, String> {
+        Err(NO_JWKS.to_owned())
+    }
+
+    #[cfg(feature = "jwks")]
     async fn fetch_once(&self) -> Result<KeySet, String> {
         let mut resp = self
             .client
@@ -189,6 +210,7 @@ impl JwksCache {
     }
 }
 
+#[cfg(feature = "jwks")]
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();

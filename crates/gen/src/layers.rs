@@ -130,7 +130,8 @@ pub const FEATURE_LAYERS: &[Feature] = &[
         providers: &[Provider {
             name: "jwt",
             description: "JWT bearer tokens",
-            cargo_features: &[],
+            // JWKS support, so that `auth.jwt.jwks_url` can replace the secret by configuration.
+            cargo_features: &["jwks"],
             testing_features: &[],
             secrets: &[SecretVar {
                 name: "JWT_SECRET",
