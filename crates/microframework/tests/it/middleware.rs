@@ -83,17 +83,30 @@ async fn openapi_document_and_offline_docs_ui() {
 
     let res = app.get("/docs/").await;
     assert_eq!(res.status(), 200);
-    let html = res.text().await.unwrap();
+    // The assets are embedded gzipped (a smaller binary) and sent as such.
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let html = gunzip(&res.bytes().await.unwrap());
     assert!(html.contains("swagger-ui"), "{html}");
     // Every script and stylesheet the page loads is served by the service itself.
     for asset in ["swagger-ui.css", "swagger-ui-bundle.js", "swagger-initializer.js"] {
         let res = app.get(&format!("/docs/{asset}")).await;
         assert_eq!(res.status(), 200, "{asset}");
+        let gzipped = res.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+        let body = res.bytes().await.unwrap();
+        let text = if gzipped { gunzip(&body) } else { String::from_utf8(body.to_vec()).unwrap() };
+        assert!(text.len() > 100, "{asset}: {text}");
     }
     assert!(!html.contains("https://"), "no asset comes from the internet");
 
     let app = TestApp::builder(service()).yaml("http:\n  openapi:\n    enabled: false\n").spawn().await;
     assert_eq!(app.get("/openapi.json").await.status(), 404);
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).expect("a gzipped UTF-8 body");
+    text
 }
 
 async fn stamp(mut res: microframework::axum::response::Response) -> microframework::axum::response::Response {
