@@ -13,6 +13,7 @@
 //! cargo xtask bench profile [--requests 2000] [--warmup 200] [--server-requests 2000] [--server-rounds 3]
 //!                           [--syscall-requests 20000] [--connections 4] [--top 15] [--no-servers]
 //!                           [--write docs/benchmarks.md]
+//! cargo xtask bench size [--runs 10] [--load 30s] [--connections 32] [--write docs/benchmarks.md]
 //! ```
 
 mod bench;
@@ -57,6 +58,9 @@ enum BenchKind {
     /// default middleware alone and the whole stack, in-process; instructions and syscalls per
     /// request of the whole servers.
     Profile(bench::profile::ProfileArgs),
+    /// Binary size, start-up to ready, idle and loaded memory of a default generated service, next
+    /// to bare axum.
+    Size(bench::size::SizeArgs),
     /// The load generator `bench grpc` runs (from a release build of xtask).
     #[command(hide = true)]
     GrpcLoad(bench::grpc_load::LoadArgs),
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Bench { kind: BenchKind::Gen(args) } => bench::generator::run(&args),
         Command::Bench { kind: BenchKind::Layers(args) } => bench::layers::run(&args),
         Command::Bench { kind: BenchKind::Profile(args) } => bench::profile::run(&args),
+        Command::Bench { kind: BenchKind::Size(args) } => bench::size::run(&args),
         Command::Bench { kind: BenchKind::GrpcLoad(args) } => bench::grpc_load::run(&args),
     };
     match result {

@@ -1,4 +1,4 @@
-//! Benchmarks. Each kind (`http`, `grpc`, `ws`, `gen`, `layers`, `profile`) lives in its own module and shares the
+//! Benchmarks. Each kind (`http`, `grpc`, `ws`, `gen`, `layers`, `profile`, `size`) lives in its own module and shares the
 //! process control ([`proc`]), load generators ([`wrk`], [`grpc_load`]) and report ([`report`])
 //! helpers; [`grpc_generated`] prepares the generated gRPC service `bench grpc` also measures.
 
@@ -11,6 +11,7 @@ pub(crate) mod layers;
 pub(crate) mod proc;
 pub(crate) mod profile;
 pub(crate) mod report;
+pub(crate) mod size;
 pub(crate) mod wrk;
 pub(crate) mod ws;
 

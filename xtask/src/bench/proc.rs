@@ -232,8 +232,20 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     parse_vm_rss_kib(&status).with_context(|| format!("no VmRSS line in /proc/{pid}/status"))
 }
 
+/// RssAnon of a process (heap, stacks and other anonymous memory, without the mapped executable
+/// and libraries), in KiB, from `/proc/<pid>/status`.
+pub(crate) fn anon_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, "RssAnon:").with_context(|| format!("no RssAnon line in /proc/{pid}/status"))
+}
+
 fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    status_kib(status, "VmRSS:")
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -369,6 +381,7 @@ mod tests {
     fn vm_rss_line() {
         let status = "Name:\tbaseline-axum\nVmPeak:\t  20000 kB\nVmRSS:\t    4321 kB\nRssAnon:\t 1000 kB\n";
         assert_eq!(parse_vm_rss_kib(status), Some(4321));
+        assert_eq!(status_kib(status, "RssAnon:"), Some(1000));
         assert_eq!(parse_vm_rss_kib("Name: x\n"), None);
     }
 
