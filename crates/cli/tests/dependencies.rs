@@ -10,9 +10,14 @@ use common::generate;
 
 /// The package lines of `cargo tree -e features` for the service at `dir`.
 fn tree(dir: &std::path::Path) -> String {
+    tree_of(dir, "features")
+}
+
+/// The package lines of `cargo tree -e <edges>` for the service at `dir`.
+fn tree_of(dir: &std::path::Path, edges: &str) -> String {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args(["tree", "-e", "features", "--locked", "--offline", "--prefix", "none"])
+        .args(["tree", "-e", edges, "--locked", "--offline", "--prefix", "none"])
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
         .output()
@@ -44,4 +49,14 @@ fn each_database_compiles_only_its_own_driver() {
     for (_, driver) in drivers {
         assert!(!tree.contains(driver), "a service without a database compiles {driver}:\n{tree}");
     }
+}
+
+#[test]
+fn only_services_with_jwt_auth_compile_the_jwks_client() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Normal dependencies only: the tests' HTTP client is a dev-dependency of every service.
+    let without = tree_of(&generate(tmp.path(), "deps-no-auth", &["--with-database=none"]), "normal");
+    assert!(!without.contains("reqwest"), "a service without auth compiles reqwest:\n{without}");
+    let with = tree_of(&generate(tmp.path(), "deps-jwt", &["--with-database=none", "--with-auth=jwt"]), "normal");
+    assert!(with.contains("reqwest"), "a service with JWT auth can fetch a JWKS:\n{with}");
 }
