@@ -99,16 +99,7 @@ pub(crate) fn run(args: &GenArgs) -> anyhow::Result<()> {
         let d = build(&["--release"], "clean release build")?;
         let bin = target.join("release/bench-svc");
         let size = std::fs::metadata(&bin)?.len();
-        let copy = scratch.path().join("bench-svc.stripped");
-        std::fs::copy(&bin, &copy)?;
-        let stripped = Command::new("strip")
-            .arg(&copy)
-            .status()
-            .ok()
-            .filter(|s| s.success())
-            .and_then(|_| std::fs::metadata(&copy).ok())
-            .map(|m| m.len());
-        (Some(d), Some(size), stripped)
+        (Some(d), Some(size), super::stripped_size(&bin, scratch.path()))
     };
 
     let machine = Machine::describe();

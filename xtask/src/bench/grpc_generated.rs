@@ -12,7 +12,6 @@
 //! byte-for-byte the user `Get` returned right after `Create`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -64,28 +63,13 @@ pub(crate) fn health_check() -> Call {
 /// Generates the service with the release CLI `cli` and builds it in release; returns its
 /// executable and its directory (the working directory to start it in: its `configs/`).
 pub(crate) fn prepare(root: &Path, cli: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let parent = std::env::temp_dir().join("xtask-bench-grpc-generated");
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let dir = parent.join(NAME);
-    eprintln!("== microframework new {NAME} --type grpc --with-database=none --with-auth=none in {}", dir.display());
-    super::generator::timed(
-        Command::new(cli)
-            .args(["new", NAME, "--type", "grpc", "--with-database=none", "--with-auth=none", "--no-git", "--force"])
-            .arg("--framework-path")
-            .arg(root)
-            .arg("--dir")
-            .arg(&dir),
-        "microframework new",
-    )?;
-    let target = super::target_dir(root);
-    let exes = super::release_build_in(
-        &dir,
-        &["--bin", NAME],
-        &[("CARGO_TARGET_DIR".to_owned(), target.to_string_lossy().into_owned())],
-    )?;
-    let exe =
-        exes.get(NAME).cloned().with_context(|| format!("the build of the generated service produced no `{NAME}`"))?;
-    Ok((exe, dir))
+    super::generate_release(
+        root,
+        cli,
+        "xtask-bench-grpc-generated",
+        NAME,
+        &["--type", "grpc", "--with-database=none", "--with-auth=none"],
+    )
 }
 
 /// Creates the benchmark's user on the running service at `addr` and returns the call that reads

@@ -127,6 +127,59 @@ pub(crate) fn release_build_in(
     Ok(executables(&String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Generates `microframework new <name> <args>` with the release CLI `cli` against this checkout,
+/// into `<system temp>/<parent>/<name>` (a fixed directory outside the workspace, overwritten with
+/// `--force` on every run, so the generated code is always current), and builds its binary in
+/// release with the workspace's target directory, so the framework and its dependencies are
+/// compiled once for every benchmark. Returns the executable and the service's directory.
+pub(crate) fn generate_release(
+    root: &Path,
+    cli: &Path,
+    parent: &str,
+    name: &str,
+    args: &[&str],
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let parent = std::env::temp_dir().join(parent);
+    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let dir = parent.join(name);
+    eprintln!("== microframework new {name} {} in {}", args.join(" "), dir.display());
+    generator::timed(
+        Command::new(cli)
+            .args(["new", name])
+            .args(args)
+            .args(["--no-git", "--force", "--framework-path"])
+            .arg(root)
+            .arg("--dir")
+            .arg(&dir),
+        "microframework new",
+    )?;
+    let target = target_dir(root);
+    let exes = release_build_in(
+        &dir,
+        &["--bin", name],
+        &[("CARGO_TARGET_DIR".to_owned(), target.to_string_lossy().into_owned())],
+    )?;
+    let exe =
+        exes.get(name).cloned().with_context(|| format!("the build of the generated service produced no `{name}`"))?;
+    Ok((exe, dir))
+}
+
+/// The size of `exe` after `strip` of a copy made in `scratch`; `None` when `strip` is missing or
+/// fails.
+pub(crate) fn stripped_size(exe: &Path, scratch: &Path) -> Option<u64> {
+    let copy = scratch.join(format!("{}.stripped", exe.file_name()?.to_string_lossy()));
+    std::fs::copy(exe, &copy).ok()?;
+    let stripped = Command::new("strip")
+        .arg(&copy)
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .and_then(|_| std::fs::metadata(&copy).ok())
+        .map(|m| m.len());
+    let _ = std::fs::remove_file(&copy);
+    stripped
+}
+
 /// The executables in cargo's JSON messages, by target name.
 fn executables(messages: &str) -> HashMap<String, PathBuf> {
     let mut exes = HashMap::new();

@@ -16,7 +16,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -68,7 +67,7 @@ struct Measured {
 pub(crate) fn run(args: &SizeArgs) -> anyhow::Result<()> {
     let root = workspace_root();
     let cli = super::generator::build_cli(&root)?;
-    let (service_exe, service_dir) = prepare(&root, &cli)?;
+    let (service_exe, service_dir) = super::generate_release(&root, &cli, "xtask-bench-size", NAME, &[])?;
     let baseline_exe = super::release_build(&root, &["-p", "bench-servers", "--bin", "baseline-axum"])?
         .remove("baseline-axum")
         .context("the build produced no `baseline-axum`")?;
@@ -124,46 +123,10 @@ pub(crate) fn run(args: &SizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generates the service with the release CLI `cli` into a fixed directory under the system's
-/// temporary directory (overwritten on every run) and builds it in release with the workspace's
-/// target directory; returns its executable and its directory.
-fn prepare(root: &Path, cli: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let parent = std::env::temp_dir().join("xtask-bench-size");
-    std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let dir = parent.join(NAME);
-    eprintln!("== microframework new {NAME} in {}", dir.display());
-    super::generator::timed(
-        Command::new(cli)
-            .args(["new", NAME, "--no-git", "--force", "--framework-path"])
-            .arg(root)
-            .arg("--dir")
-            .arg(&dir),
-        "microframework new",
-    )?;
-    let target = super::target_dir(root);
-    let exes = super::release_build_in(
-        &dir,
-        &["--bin", NAME],
-        &[("CARGO_TARGET_DIR".to_owned(), target.to_string_lossy().into_owned())],
-    )?;
-    let exe =
-        exes.get(NAME).cloned().with_context(|| format!("the build of the generated service produced no `{NAME}`"))?;
-    Ok((exe, dir))
-}
-
 /// The binary's size, and its size after `strip` of a copy (`None` without `strip`).
 fn measure_files(exe: &Path, scratch: &Path) -> anyhow::Result<Measured> {
     let size = std::fs::metadata(exe).with_context(|| format!("reading {}", exe.display()))?.len();
-    let copy = scratch.join(exe.file_name().context("an executable has a file name")?);
-    std::fs::copy(exe, &copy)?;
-    let stripped = Command::new("strip")
-        .arg(&copy)
-        .status()
-        .ok()
-        .filter(|s| s.success())
-        .and_then(|_| std::fs::metadata(&copy).ok())
-        .map(|m| m.len());
-    Ok(Measured { size, stripped, ..Measured::default() })
+    Ok(Measured { size, stripped: super::stripped_size(exe, scratch), ..Measured::default() })
 }
 
 fn copy_configs(service_dir: &Path, data: &Path) -> anyhow::Result<()> {
