@@ -55,7 +55,7 @@ fn cargo(dir: &Path, args: &[&str]) {
 /// repeats, so a CI log that keeps only part of the output keeps the error.
 fn without_progress(stderr: &str) -> String {
     let mut kept = String::new();
-    let mut lines = stderr.lines().peekable();
+    let mut lines = stderr.lines();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
         if ["Compiling ", "Checking ", "Fresh ", "Finished "].iter().any(|p| trimmed.starts_with(p)) {

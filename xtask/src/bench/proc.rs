@@ -227,21 +227,20 @@ fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> anyhow::Result<(
 
 /// VmRSS of a process, in KiB, from `/proc/<pid>/status`.
 pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    parse_vm_rss_kib(&status).with_context(|| format!("no VmRSS line in /proc/{pid}/status"))
+    read_status_kib(pid, "VmRSS:")
 }
 
 /// RssAnon of a process (heap, stacks and other anonymous memory, without the mapped executable
 /// and libraries), in KiB, from `/proc/<pid>/status`.
 pub(crate) fn anon_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status_kib(&status, "RssAnon:").with_context(|| format!("no RssAnon line in /proc/{pid}/status"))
+    read_status_kib(pid, "RssAnon:")
 }
 
-fn parse_vm_rss_kib(status: &str) -> Option<u64> {
-    status_kib(status, "VmRSS:")
+/// The value in KiB of `field` (`VmRSS:`) of `/proc/<pid>/status`.
+fn read_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, field).with_context(|| format!("no {field} line in /proc/{pid}/status"))
 }
 
 fn status_kib(status: &str, field: &str) -> Option<u64> {
@@ -380,9 +379,9 @@ mod tests {
     #[test]
     fn vm_rss_line() {
         let status = "Name:\tbaseline-axum\nVmPeak:\t  20000 kB\nVmRSS:\t    4321 kB\nRssAnon:\t 1000 kB\n";
-        assert_eq!(parse_vm_rss_kib(status), Some(4321));
+        assert_eq!(status_kib(status, "VmRSS:"), Some(4321));
         assert_eq!(status_kib(status, "RssAnon:"), Some(1000));
-        assert_eq!(parse_vm_rss_kib("Name: x\n"), None);
+        assert_eq!(status_kib("Name: x\n", "VmRSS:"), None);
     }
 
     #[test]
