@@ -19,10 +19,12 @@ pub struct RequestId(pub HeaderValue);
 impl RequestId {
     /// A new random id (a UUID v4, hyphenated, lowercase).
     pub fn generate() -> Self {
-        let id = uuid::Uuid::new_v4();
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let s = id.as_hyphenated().encode_lower(&mut buf);
-        Self(HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
+        uuid::Uuid::new_v4().as_hyphenated().encode_lower(&mut buf);
+        // One allocation that every clone shares (the request and response headers, the
+        // extension): `HeaderValue::from_str` copies into a vector whose first clone allocates again.
+        let shared = bytes::Bytes::from_owner(buf);
+        Self(HeaderValue::from_maybe_shared(shared).unwrap_or_else(|_| HeaderValue::from_static("invalid")))
     }
 
     /// `value` as an id when it is safe to log and echo: 1 to 128 characters among
