@@ -15,10 +15,32 @@ use tracing_subscriber::fmt::format::{FormatFields, Writer};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonSpanFields;
 
+/// Whether any byte of `s` must be escaped in a JSON string (a control character, `"` or `\`).
+///
+/// Eight bytes at a time: span fields are formatted for every request, and a byte-by-byte scan
+/// was the largest single cost of the request span (docs/benchmarks.md, "What the profile says").
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero, or less than `n` (n <= 128), exactly when its high bit survives.
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let has_less = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        if has_less(w, 0x20) | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     // Fast path: most values (ids, routes, methods) need no escaping.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push('"');
         out.push_str(s);
@@ -135,6 +157,21 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_every_byte_that_needs_escaping_at_every_position() {
+        for len in 0..20 {
+            for pos in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[pos] = b;
+                    let expected = b < 0x20 || b == b'"' || b == b'\\';
+                    assert_eq!(needs_escape(&bytes), expected, "byte {b:#04x} at {pos} of {len}");
+                }
+            }
+        }
+        assert!(!needs_escape("é ü /users/{id} 0123456789abcdef-~\x7f".as_bytes()));
+    }
 
     #[test]
     fn escapes_like_json() {
