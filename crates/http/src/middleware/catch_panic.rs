@@ -40,7 +40,8 @@ pub struct CatchPanic<S> {
     inner: S,
 }
 
-fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
+/// The `500` answer to a caught panic, which it logs.
+pub(crate) fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response<Body> {
     let message = if let Some(s) = err.downcast_ref::<String>() {
         s.as_str()
     } else if let Some(s) = err.downcast_ref::<&str>() {

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod body_limit;
 pub mod catch_panic;
+mod edge;
 pub mod observe;
 pub mod problem;
 pub mod rate_limit;
@@ -31,8 +32,10 @@ use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use microframework_auth::{JwtConfig, JwtVerifier};
+use microframework_core::request_id::REQUEST_ID_HEADER;
 
 use crate::config::{CorsConfig, HttpConfig};
+use edge::{EdgeLayer, EdgeParts};
 
 pub use auth::{JwtAuthLayer, PublicRequest, require_auth};
 pub use body_limit::BodyLimitLayer;
@@ -62,21 +65,27 @@ pub struct StackOptions {
 /// Wraps `router` in the default middleware stack.
 ///
 /// The whole stack is one tower layer applied once, so a request costs one boxed future for
-/// the stack instead of one per middleware; every part keeps axum's body type.
+/// the stack instead of one per middleware; every part keeps axum's body type. Its outer five
+/// parts are fused into one layer with one future.
 pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
     let h = &opts.http;
-    let stack = ServiceBuilder::new()
-        .option_layer(h.request_id.enabled.then(|| {
-            RequestIdLayer::new(
-                HeaderName::from_str(&h.request_id.header).unwrap_or(HeaderName::from_static("x-request-id")),
-            )
-        }))
-        .option_layer(h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)))
-        .layer(ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes())))
-        .option_layer((h.trace.enabled || h.metrics.enabled).then(|| {
+    // Request id, security headers, problem details, span and metrics, panic catching: one
+    // layer with one future (see `edge`).
+    let edge = EdgeLayer::new(EdgeParts {
+        request_id: h.request_id.enabled.then(|| {
+            let header = HeaderName::from_str(&h.request_id.header).unwrap_or(REQUEST_ID_HEADER);
+            // A static name clones without touching the allocator on every request.
+            if header == REQUEST_ID_HEADER { REQUEST_ID_HEADER } else { header }
+        }),
+        security_headers: h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)),
+        problem: ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes())),
+        observe: (h.trace.enabled || h.metrics.enabled).then(|| {
             ObserveLayer::new(h.trace.enabled, h.metrics.enabled, h.trace.access_log, opts.framework_paths.clone())
-        }))
-        .option_layer(h.catch_panic.enabled.then_some(CatchPanicLayer))
+        }),
+        catch_panic: h.catch_panic.enabled,
+    });
+    let stack = ServiceBuilder::new()
+        .layer(edge)
         .option_layer(h.cors.enabled.then(|| cors_layer(&h.cors)))
         .layer(RateLimitLayer::new(opts.rate_limiter.clone(), Stage::Client))
         .option_layer(h.body_limit.enabled.then(|| BodyLimitLayer::new(h.body_limit.max.bytes())))

@@ -117,10 +117,29 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let obs = self.state.begin(&req);
+        let inner = {
+            let _enter = obs.span.enter();
+            self.inner.call(req)
+        };
+        ObserveFuture { inner, obs }
+    }
+}
+
+impl ObserveLayer {
+    /// Starts observing `req`: its span (entered while the request is handled), its clock and
+    /// labels, the in-flight gauge. The default stack's fused layer calls this directly.
+    pub(crate) fn begin<B>(&self, req: &Request<B>) -> Observation {
+        self.state.begin(req)
+    }
+}
+
+impl State {
+    fn begin<B>(self: &Arc<Self>, req: &Request<B>) -> Observation {
         let start = Instant::now();
         let (method_idx, method) = method_index(req.method());
         let route = req.extensions().get::<MatchedPath>().cloned();
-        let span = if self.state.trace {
+        let span = if self.trace {
             let route_str = route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
             let id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
             let span = tracing::info_span!(
@@ -140,17 +159,13 @@ where
         } else {
             Span::none()
         };
-        let guard = if self.state.metrics {
-            self.state.in_flight.increment(1.0);
-            Some(InFlight(self.state.clone()))
+        let guard = if self.metrics {
+            self.in_flight.increment(1.0);
+            Some(InFlight(self.clone()))
         } else {
             None
         };
-        let inner = {
-            let _enter = span.enter();
-            self.inner.call(req)
-        };
-        ObserveFuture { inner, span, start, method_idx, method, route, state: self.state.clone(), _guard: guard }
+        Observation { span, start, method_idx, method, route, state: self.clone(), _guard: guard }
     }
 }
 
@@ -162,18 +177,51 @@ impl Drop for InFlight {
     }
 }
 
+/// One request being observed: dropping it closes the span and lowers the in-flight gauge.
+pub(crate) struct Observation {
+    span: Span,
+    start: Instant,
+    method_idx: u8,
+    method: &'static str,
+    route: Option<MatchedPath>,
+    state: Arc<State>,
+    _guard: Option<InFlight>,
+}
+
+impl Observation {
+    /// The request's span (disabled when tracing is off).
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the response: RED metrics, and a log line for failures (or every request with the
+    /// access log). Call it inside the span.
+    pub(crate) fn end<ResB>(&self, res: &Response<ResB>) {
+        let elapsed = self.start.elapsed();
+        let status = res.status().as_u16();
+        if self.state.metrics {
+            let route = self.route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
+            self.state.cache.record(route, self.method_idx, self.method, status, elapsed.as_secs_f64());
+        }
+        let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        let quiet = || self.route.as_ref().is_some_and(|r| crate::config::path_matches(&self.state.quiet, r.as_str()));
+        if status == 503 && !quiet() {
+            // Overload, draining or a dependency outage: expected, not a bug.
+            tracing::warn!(status, latency_ms, "request refused: service unavailable");
+        } else if status >= 500 && !quiet() {
+            tracing::error!(status, latency_ms, "request failed");
+        } else if self.state.access_log {
+            tracing::info!(status, latency_ms, "request completed");
+        }
+    }
+}
+
 pin_project! {
     /// Response future of [`Observe`].
     pub struct ObserveFuture<F> {
         #[pin]
         inner: F,
-        span: Span,
-        start: Instant,
-        method_idx: u8,
-        method: &'static str,
-        route: Option<MatchedPath>,
-        state: Arc<State>,
-        _guard: Option<InFlight>,
+        obs: Observation,
     }
 }
 
@@ -185,26 +233,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let _enter = this.span.enter();
+        let _enter = this.obs.span.enter();
         let result = std::task::ready!(this.inner.poll(cx));
-        let elapsed = this.start.elapsed();
         if let Ok(res) = &result {
-            let status = res.status().as_u16();
-            if this.state.metrics {
-                let route = this.route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
-                this.state.cache.record(route, *this.method_idx, this.method, status, elapsed.as_secs_f64());
-            }
-            let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-            let quiet =
-                || this.route.as_ref().is_some_and(|r| crate::config::path_matches(&this.state.quiet, r.as_str()));
-            if status == 503 && !quiet() {
-                // Overload, draining or a dependency outage: expected, not a bug.
-                tracing::warn!(status, latency_ms, "request refused: service unavailable");
-            } else if status >= 500 && !quiet() {
-                tracing::error!(status, latency_ms, "request failed");
-            } else if this.state.access_log {
-                tracing::info!(status, latency_ms, "request completed");
-            }
+            this.obs.end(res);
         }
         Poll::Ready(result)
     }

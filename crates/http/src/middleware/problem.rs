@@ -58,7 +58,8 @@ pub struct Problem<S> {
     cfg: ProblemLayer,
 }
 
-struct ReqInfo {
+/// What the problem details of an error response need from its request.
+pub(crate) struct ReqInfo {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
@@ -66,7 +67,65 @@ struct ReqInfo {
     cfg: ProblemLayer,
 }
 
-type Collecting = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+impl ReqInfo {
+    /// Taken before the request is handed on (after the request id is assigned).
+    pub(crate) fn new<B>(req: &Request<B>, cfg: &ProblemLayer) -> Self {
+        Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
+            cfg: cfg.clone(),
+        }
+    }
+}
+
+/// A response whose body has to be read before it can be described.
+pub(crate) type Collecting = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// What [`finish`] made of a response.
+pub(crate) enum Finished {
+    /// The response as it goes out.
+    Ready(Response<Body>),
+    /// An error response whose body is read first.
+    Collect(Collecting),
+}
+
+/// Leaves a success (or a JSON error body the handler wrote itself) alone and turns any other
+/// error response into problem details.
+pub(crate) fn finish(res: Response<Body>, info: ReqInfo) -> Finished {
+    let status = res.status().as_u16();
+    if status < 400 {
+        return Finished::Ready(res);
+    }
+    if let Some(ProblemMarker(problem)) = res.extensions().get::<ProblemMarker>().cloned() {
+        let (parts, _) = res.into_parts();
+        return Finished::Ready(render(parts, enrich(problem, &info)));
+    }
+    let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let is_problem = ct.starts_with(ProblemDetails::CONTENT_TYPE);
+    if !is_problem && ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
+        // A JSON error body the handler wrote itself.
+        return Finished::Ready(res);
+    }
+    let (parts, body) = res.into_parts();
+    let until = parts.extensions.get::<RequestDeadline>().map(|d| d.0);
+    Finished::Collect(Box::pin(async move {
+        let until = until.unwrap_or_else(|| tokio::time::Instant::now() + UNBOUNDED_READ);
+        let read = tokio::time::timeout_at(until, Limited::new(body, 16 * 1024).collect());
+        let bytes = match read.await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(_)) | Err(_) => Bytes::new(),
+        };
+        // Problem details from elsewhere (an extractor's rejection) gain the request id and
+        // path; anything else is described from status and text.
+        let problem = match is_problem.then(|| serde_json::from_slice::<ProblemDetails>(&bytes)) {
+            Some(Ok(problem)) => problem,
+            _ => describe(status, String::from_utf8_lossy(&bytes).trim(), &info),
+        };
+        render(parts, enrich(problem, &info))
+    }))
+}
 
 impl<S, B> Service<Request<B>> for Problem<S>
 where
@@ -81,13 +140,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let info = ReqInfo {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-            matched: req.extensions().get::<axum::extract::MatchedPath>().is_some(),
-            cfg: self.cfg.clone(),
-        };
+        let info = ReqInfo::new(&req, &self.cfg);
         ProblemFuture { state: State::Inner { fut: self.inner.call(req), info: Some(info) } }
     }
 }
@@ -120,39 +173,11 @@ where
             match this.state.as_mut().project() {
                 StateProj::Inner { fut, info } => {
                     let res = std::task::ready!(fut.poll(cx))?;
-                    let status = res.status().as_u16();
-                    if status < 400 {
-                        return Poll::Ready(Ok(res));
-                    }
                     let Some(info) = info.take() else { return Poll::Ready(Ok(res)) };
-                    if let Some(ProblemMarker(problem)) = res.extensions().get::<ProblemMarker>().cloned() {
-                        let (parts, _) = res.into_parts();
-                        return Poll::Ready(Ok(render(parts, enrich(problem, &info))));
+                    match finish(res, info) {
+                        Finished::Ready(res) => return Poll::Ready(Ok(res)),
+                        Finished::Collect(fut) => this.state.set(State::Collecting { fut }),
                     }
-                    let ct = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let is_problem = ct.starts_with(ProblemDetails::CONTENT_TYPE);
-                    if !is_problem && ct.starts_with("application/") && (ct.contains("json") || ct.contains("grpc")) {
-                        // A JSON error body the handler wrote itself.
-                        return Poll::Ready(Ok(res));
-                    }
-                    let (parts, body) = res.into_parts();
-                    let until = parts.extensions.get::<RequestDeadline>().map(|d| d.0);
-                    let fut: Collecting = Box::pin(async move {
-                        let until = until.unwrap_or_else(|| tokio::time::Instant::now() + UNBOUNDED_READ);
-                        let read = tokio::time::timeout_at(until, Limited::new(body, 16 * 1024).collect());
-                        let bytes = match read.await {
-                            Ok(Ok(collected)) => collected.to_bytes(),
-                            Ok(Err(_)) | Err(_) => Bytes::new(),
-                        };
-                        // Problem details from elsewhere (an extractor's rejection) gain the
-                        // request id and path; anything else is described from status and text.
-                        let problem = match is_problem.then(|| serde_json::from_slice::<ProblemDetails>(&bytes)) {
-                            Some(Ok(problem)) => problem,
-                            _ => describe(status, String::from_utf8_lossy(&bytes).trim(), &info),
-                        };
-                        render(parts, enrich(problem, &info))
-                    });
-                    this.state.set(State::Collecting { fut });
                 }
                 StateProj::Collecting { fut } => {
                     let res = std::task::ready!(fut.as_mut().poll(cx));

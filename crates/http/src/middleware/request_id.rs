@@ -63,17 +63,24 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = match req.headers().get(&self.header).and_then(RequestId::from_header) {
-            Some(id) => id.0,
-            None => {
-                let v = RequestId::generate().0;
-                req.headers_mut().insert(self.header.clone(), v.clone());
-                v
-            }
-        };
-        req.extensions_mut().insert(RequestId(id.clone()));
+        let id = assign(&self.header, &mut req);
         RequestIdFuture { inner: self.inner.call(req), header: Some((self.header.clone(), id)) }
     }
+}
+
+/// Gives `req` its id (the client's in `header` when acceptable, a new one otherwise, then also
+/// in `header`), stores it in the extensions, and returns it for the response.
+pub(crate) fn assign<B>(header: &HeaderName, req: &mut Request<B>) -> HeaderValue {
+    let id = match req.headers().get(header).and_then(RequestId::from_header) {
+        Some(id) => id.0,
+        None => {
+            let v = RequestId::generate().0;
+            req.headers_mut().insert(header.clone(), v.clone());
+            v
+        }
+    };
+    req.extensions_mut().insert(RequestId(id.clone()));
+    id
 }
 
 pin_project! {

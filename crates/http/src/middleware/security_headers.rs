@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderName, HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -112,12 +112,28 @@ where
         let mut res = std::task::ready!(this.inner.poll(cx))?;
         let map = res.headers_mut();
         map.reserve(this.headers.len());
-        for (name, value) in this.headers.iter() {
-            // One hash per header: the entry is vacant unless the handler set it.
-            if let http::header::Entry::Vacant(slot) = map.entry(name) {
-                slot.insert(value.clone());
-            }
-        }
+        apply(this.headers, map);
         Poll::Ready(Ok(res))
+    }
+}
+
+impl SecurityHeadersLayer {
+    /// How many headers [`apply`](Self::apply) may add.
+    pub(crate) fn len(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// Adds the headers that `map` lacks (room for them is the caller's to reserve).
+    pub(crate) fn apply(&self, map: &mut HeaderMap) {
+        apply(&self.headers, map);
+    }
+}
+
+fn apply(headers: &[(HeaderName, HeaderValue)], map: &mut HeaderMap) {
+    for (name, value) in headers {
+        // One hash per header: the entry is vacant unless the handler set it.
+        if let http::header::Entry::Vacant(slot) = map.entry(name) {
+            slot.insert(value.clone());
+        }
     }
 }
