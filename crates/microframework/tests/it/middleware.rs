@@ -49,6 +49,45 @@ async fn security_headers_are_set_and_hsts_only_when_configured() {
 }
 
 #[tokio::test]
+async fn each_part_of_the_stack_switches_off_alone_and_the_rest_keeps_working() {
+    // A custom request-id header is read and echoed instead of `x-request-id`.
+    let app = TestApp::builder(service()).yaml("http:\n  request_id:\n    header: x-correlation-id\n").spawn().await;
+    let res = app.client().get(app.url("/hello")).header("x-correlation-id", "corr-1").send().await.unwrap();
+    assert_eq!(res.headers()["x-correlation-id"], "corr-1");
+    assert!(res.headers().get("x-request-id").is_none());
+
+    // Without request ids, spans and metrics: no id anywhere, problem details and security
+    // headers as usual, and a panic is still a 500.
+    let app = TestApp::builder(service())
+        .yaml(
+            "http:\n  request_id:\n    enabled: false\n  trace:\n    enabled: false\n  metrics:\n    enabled: false\n",
+        )
+        .spawn()
+        .await;
+    let res = app.get("/nope").await;
+    assert_eq!(res.status(), 404);
+    assert!(res.headers().get("x-request-id").is_none());
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["instance"], "/nope");
+    assert!(body.get("request_id").is_none(), "{body}");
+    let res = app.get("/panic").await;
+    assert_eq!(res.status(), 500);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+
+    // Without panic catching and security headers, the rest still answers.
+    let app = TestApp::builder(service())
+        .yaml("http:\n  catch_panic:\n    enabled: false\n  security_headers:\n    enabled: false\n")
+        .spawn()
+        .await;
+    let res = app.get("/hello").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("x-frame-options").is_none());
+    assert_eq!(res.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
 async fn cors_answers_preflight_for_allowed_origins_only() {
     let app = TestApp::builder(service())
         .yaml("http:\n  cors:\n    enabled: true\n    allowed_origins: [\"https://app.example.com\"]\n")
