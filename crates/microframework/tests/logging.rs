@@ -71,10 +71,13 @@ async fn request_lines_carry_ids_and_the_level_changes_at_runtime() {
         assert_eq!(line["request_id"], "req-123", "{line}");
         assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{line}");
         assert_eq!(line["route"], "/work");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["path"], "/work");
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
     let two = request_lines.iter().find(|l| l["message"] == "step two").unwrap();
     assert_eq!(two["job"], "resize", "fields of nested spans are kept");
+    assert_eq!(two["span"], "inner", "the innermost span names the line");
     assert_eq!(two["level"], "WARN");
     assert!(all.iter().all(|l| l["message"] != "debug detail"), "debug is off at level info");
 

@@ -78,7 +78,11 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     fn key(&mut self, field: &Field) {
-        if !self.first {
+        if self.first {
+            // The object opens with its first field: a span without values allocates nothing.
+            self.out.reserve(128);
+            self.out.push('{');
+        } else {
             self.out.push(',');
         }
         self.first = false;
@@ -125,10 +129,13 @@ impl Visit for Visitor<'_> {
 }
 
 impl<'writer> FormatFields<'writer> for JsonSpanFields {
+    /// `{"key":value,...}`, or nothing at all when no field has a value.
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
-        let mut out = String::with_capacity(128);
-        out.push('{');
+        let mut out = String::new();
         fields.record(&mut Visitor { out: &mut out, first: true });
+        if out.is_empty() {
+            return Ok(());
+        }
         out.push('}');
         writer.write_str(&out)
     }
@@ -139,17 +146,16 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
         let text = &mut current.fields;
-        let first = text.len() <= 2;
-        if text.ends_with('}') {
-            text.pop();
-        } else {
+        let first = !(text.len() > 2 && text.ends_with('}'));
+        if first {
             text.clear();
-        }
-        if text.is_empty() {
-            text.push('{');
+        } else {
+            text.pop();
         }
         fields.record(&mut Visitor { out: text, first });
-        text.push('}');
+        if !text.is_empty() {
+            text.push('}');
+        }
         Ok(())
     }
 }
@@ -171,6 +177,58 @@ mod tests {
             }
         }
         assert!(!needs_escape("é ü /users/{id} 0123456789abcdef-~\x7f".as_bytes()));
+    }
+
+    #[test]
+    fn span_fields_are_one_json_object_and_nothing_without_values() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let (writer, lines) = capture();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonSpanFields)
+                .event_format(crate::logging::FlatJson)
+                .with_writer(writer),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer", a = "x\"y", n = 3, later = tracing::field::Empty);
+            let _o = outer.enter();
+            let empty = tracing::info_span!("empty", later = tracing::field::Empty);
+            let _e = empty.enter();
+            tracing::info!("one");
+            empty.record("later", true);
+            outer.record("later", "set");
+            tracing::info!("two");
+        });
+        let lines = lines.lock().unwrap().clone();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["a"], "x\"y");
+        assert_eq!(lines[0]["n"], 3);
+        assert!(lines[0].get("later").is_none(), "{}", lines[0]);
+        // The innermost span's value wins, as with any flattened field.
+        assert_eq!(lines[1]["later"], true);
+        assert_eq!(lines[1]["a"], "x\"y");
+    }
+
+    type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+    fn capture() -> (impl for<'a> tracing_subscriber::fmt::MakeWriter<'a> + 'static, Captured) {
+        #[derive(Clone)]
+        struct W(Captured);
+        impl std::io::Write for W {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Captured::default();
+        let w = W(lines.clone());
+        (move || w.clone(), lines)
     }
 
     #[test]

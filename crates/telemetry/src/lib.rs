@@ -9,6 +9,7 @@
 mod json_fields;
 pub mod logging;
 pub mod metrics;
+pub mod request_fields;
 
 pub use json_fields::JsonSpanFields;
 pub use logging::{LogFormat, LogHandle, LoggingConfig};

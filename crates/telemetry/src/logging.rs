@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 use microframework_core::{Validate, Validation};
 
 use crate::TelemetryError;
+use crate::request_fields::RequestFields;
 
 /// Console log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +159,14 @@ fn parse_filter(directives: &str) -> Result<EnvFilter, TelemetryError> {
         .map_err(|e| TelemetryError::InvalidFilter { filter: directives.to_owned(), message: e.to_string() })
 }
 
+/// Whether the installed logger writes JSON only (console and file), so that a request span's
+/// fields may be kept as values for [`FlatJson`] to write (see `request_fields`).
+static JSON_ONLY: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn json_only() -> bool {
+    JSON_ONLY.load(Ordering::Relaxed)
+}
+
 /// Installs the global logger for `service` (once per process; later calls only apply the level).
 ///
 /// `RUST_LOG`, when set, overrides `config.level` at start-up.
@@ -214,7 +224,9 @@ pub fn init(service: &str, config: &LoggingConfig, prod: bool) -> Result<LogHand
         );
     }
     // Another logger may already be installed (for example by a test harness): keep it.
-    let _ = tracing_subscriber::registry().with(filter_layer).with(layers).try_init();
+    if tracing_subscriber::registry().with(filter_layer).with(layers).try_init().is_ok() {
+        JSON_ONLY.store(format == LogFormat::Json, Ordering::Relaxed);
+    }
     *guard = Some(Installed { filter: filter_handle, _guard: worker_guard });
     Ok(LogHandle { _private: () })
 }
@@ -239,7 +251,13 @@ where
             let mut innermost = None;
             for span in scope.from_root() {
                 let ext = span.extensions();
+                if let Some(fields) = ext.get::<RequestFields>() {
+                    fields.for_each(|name, value| {
+                        map.insert(name.into(), value.into());
+                    });
+                }
                 if let Some(fields) = ext.get::<FormattedFields<N>>()
+                    && !fields.fields.is_empty()
                     && let Ok(serde_json::Value::Object(obj)) =
                         serde_json::from_str::<serde_json::Value>(&fields.fields)
                 {

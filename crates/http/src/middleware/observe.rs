@@ -19,6 +19,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 
 use microframework_telemetry::metrics::names;
+use microframework_telemetry::request_fields::{RequestFields, defer_request_fields};
 
 use super::request_id::RequestId;
 
@@ -138,34 +139,60 @@ impl State {
     fn begin<B>(self: &Arc<Self>, req: &Request<B>) -> Observation {
         let start = Instant::now();
         let (method_idx, method) = method_index(req.method());
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let span = if self.trace {
-            let route_str = route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
-            let id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
-            let span = tracing::info_span!(
-                "request",
-                method,
-                route = route_str,
-                path = req.uri().path(),
-                request_id = id,
-                trace_id = tracing::field::Empty,
-            );
-            if let Some(tid) =
-                req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_from_traceparent)
-            {
-                span.record("trace_id", tid);
-            }
-            span
-        } else {
-            Span::none()
-        };
+        let matched = req.extensions().get::<MatchedPath>();
+        let route = self.cache.route(matched.map_or(UNMATCHED_ROUTE, MatchedPath::as_str));
+        let span = if self.trace { self.span(req, method, &route.name) } else { Span::none() };
         let guard = if self.metrics {
             self.in_flight.increment(1.0);
             Some(InFlight(self.clone()))
         } else {
             None
         };
-        Observation { span, start, method_idx, method, route, state: self.clone(), _guard: guard }
+        Observation {
+            span,
+            start,
+            method_idx,
+            method,
+            matched: matched.is_some(),
+            route,
+            state: self.clone(),
+            _guard: guard,
+        }
+    }
+
+    /// The request's span. Its fields are declared empty and, under the JSON logger, kept as
+    /// values that are written only into the lines logged (see
+    /// `microframework_telemetry::request_fields`); under any other subscriber they are recorded.
+    fn span<B>(&self, req: &Request<B>, method: &'static str, route: &Arc<str>) -> Span {
+        use tracing::field::Empty;
+        let span = tracing::info_span!(
+            "request",
+            method = Empty,
+            route = Empty,
+            path = Empty,
+            request_id = Empty,
+            trace_id = Empty,
+        );
+        if span.is_disabled() {
+            return span;
+        }
+        let fields = RequestFields {
+            method,
+            route: route.clone(),
+            uri: req.uri().clone(),
+            request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
+        };
+        if let Some(fields) = defer_request_fields(&span, fields) {
+            fields.for_each(|name, value| {
+                span.record(name, value);
+            });
+        }
+        if let Some(tid) =
+            req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_from_traceparent)
+        {
+            span.record("trace_id", tid);
+        }
+        span
     }
 }
 
@@ -183,7 +210,9 @@ pub(crate) struct Observation {
     start: Instant,
     method_idx: u8,
     method: &'static str,
-    route: Option<MatchedPath>,
+    /// Whether a route matched (`route` is `unmatched` otherwise).
+    matched: bool,
+    route: Arc<RouteEntry>,
     state: Arc<State>,
     _guard: Option<InFlight>,
 }
@@ -200,11 +229,10 @@ impl Observation {
         let elapsed = self.start.elapsed();
         let status = res.status().as_u16();
         if self.state.metrics {
-            let route = self.route.as_ref().map_or(UNMATCHED_ROUTE, |r| r.as_str());
-            self.state.cache.record(route, self.method_idx, self.method, status, elapsed.as_secs_f64());
+            self.route.record(self.method_idx, self.method, status, elapsed.as_secs_f64());
         }
         let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        let quiet = || self.route.as_ref().is_some_and(|r| crate::config::path_matches(&self.state.quiet, r.as_str()));
+        let quiet = || self.matched && crate::config::path_matches(&self.state.quiet, &self.route.name);
         if status == 503 && !quiet() {
             // Overload, draining or a dependency outage: expected, not a bug.
             tracing::warn!(status, latency_ms, "request refused: service unavailable");
@@ -251,29 +279,45 @@ struct Series {
     duration: Histogram,
 }
 
-/// Metric handles per (route, method, status), so that the hot path does no allocation.
+/// Per route: its label and the metric handles per (method, status), so that the hot path
+/// does no allocation and looks the route up once.
 #[derive(Debug, Default)]
 struct MetricsCache {
-    routes: RwLock<HashMap<Box<str>, Vec<Series>>>,
+    routes: RwLock<HashMap<Box<str>, Arc<RouteEntry>>>,
+}
+
+/// A route template (or `unmatched`) and its series. The number of entries is bounded by the
+/// routes the service has.
+#[derive(Debug)]
+struct RouteEntry {
+    name: Arc<str>,
+    series: RwLock<Vec<Series>>,
 }
 
 impl MetricsCache {
-    fn record(&self, route: &str, method_idx: u8, method: &'static str, status: u16, secs: f64) {
+    fn route(&self, route: &str) -> Arc<RouteEntry> {
+        if let Some(entry) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
+            return entry.clone();
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes
+            .entry(route.into())
+            .or_insert_with(|| Arc::new(RouteEntry { name: route.into(), series: RwLock::default() }))
+            .clone()
+    }
+}
+
+impl RouteEntry {
+    fn record(&self, method_idx: u8, method: &'static str, status: u16, secs: f64) {
         {
-            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(series) =
-                routes.get(route).and_then(|v| v.iter().find(|s| s.method == method_idx && s.status == status))
-            {
-                series.requests.increment(1);
-                if let Some(e) = &series.errors {
-                    e.increment(1);
-                }
-                series.duration.record(secs);
+            let series = self.series.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(series) = series.iter().find(|s| s.method == method_idx && s.status == status) {
+                series.record(secs);
                 return;
             }
         }
         let status_label = status.to_string();
-        let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status_label)];
+        let labels = [("method", method.to_owned()), ("route", self.name.to_string()), ("status", status_label)];
         let series = Series {
             method: method_idx,
             status,
@@ -281,16 +325,21 @@ impl MetricsCache {
             errors: (status >= 500).then(|| metrics::counter!(names::HTTP_ERRORS, &labels)),
             duration: metrics::histogram!(names::HTTP_DURATION, &labels),
         };
-        series.requests.increment(1);
-        if let Some(e) = &series.errors {
-            e.increment(1);
-        }
-        series.duration.record(secs);
-        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        let list = routes.entry(route.into()).or_default();
+        series.record(secs);
+        let mut list = self.series.write().unwrap_or_else(|p| p.into_inner());
         if !list.iter().any(|s| s.method == method_idx && s.status == status) {
             list.push(series);
         }
+    }
+}
+
+impl Series {
+    fn record(&self, secs: f64) {
+        self.requests.increment(1);
+        if let Some(e) = &self.errors {
+            e.increment(1);
+        }
+        self.duration.record(secs);
     }
 }
 
