@@ -2,7 +2,7 @@
 //! and per-method metric handles.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Histogram};
 use prost::Message;
@@ -50,8 +50,8 @@ impl MethodKind {
 /// the recorder installed by then).
 #[derive(Debug)]
 pub(crate) struct Series {
-    pub(crate) service: Box<str>,
-    pub(crate) method: Box<str>,
+    pub(crate) service: Arc<str>,
+    pub(crate) method: Arc<str>,
     kind: MethodKind,
     started: OnceLock<Counter>,
     seconds: OnceLock<Histogram>,

@@ -183,7 +183,7 @@ mod tests {
     fn span_fields_are_one_json_object_and_nothing_without_values() {
         use tracing_subscriber::layer::SubscriberExt;
 
-        let (writer, lines) = capture();
+        let (writer, lines) = crate::test_support::capture();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .fmt_fields(JsonSpanFields)
@@ -200,9 +200,7 @@ mod tests {
             outer.record("later", "set");
             tracing::info!("two");
         });
-        let lines = lines.lock().unwrap().clone();
-        let lines: Vec<serde_json::Value> =
-            String::from_utf8(lines).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines = crate::test_support::json_lines(&lines);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert_eq!(lines[0]["a"], "x\"y");
         assert_eq!(lines[0]["n"], 3);
@@ -210,25 +208,6 @@ mod tests {
         // The innermost span's value wins, as with any flattened field.
         assert_eq!(lines[1]["later"], true);
         assert_eq!(lines[1]["a"], "x\"y");
-    }
-
-    type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
-
-    fn capture() -> (impl for<'a> tracing_subscriber::fmt::MakeWriter<'a> + 'static, Captured) {
-        #[derive(Clone)]
-        struct W(Captured);
-        impl std::io::Write for W {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Captured::default();
-        let w = W(lines.clone());
-        (move || w.clone(), lines)
     }
 
     #[test]

@@ -42,3 +42,32 @@ pub enum TelemetryError {
     #[error("cannot install the metrics recorder: {0}")]
     Metrics(String),
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    pub(crate) type Captured = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+    /// A writer for a test subscriber, and what it wrote.
+    pub(crate) fn capture() -> (impl for<'a> tracing_subscriber::fmt::MakeWriter<'a> + 'static, Captured) {
+        #[derive(Clone)]
+        struct W(Captured);
+        impl std::io::Write for W {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Captured::default();
+        let w = W(lines.clone());
+        (move || w.clone(), lines)
+    }
+
+    /// The JSON lines written.
+    pub(crate) fn json_lines(captured: &Captured) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}

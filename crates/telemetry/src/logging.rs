@@ -167,6 +167,11 @@ pub(crate) fn json_only() -> bool {
     JSON_ONLY.load(Ordering::Relaxed)
 }
 
+#[cfg(test)]
+pub(crate) fn set_json_only(on: bool) {
+    JSON_ONLY.store(on, Ordering::Relaxed);
+}
+
 /// Installs the global logger for `service` (once per process; later calls only apply the level).
 ///
 /// `RUST_LOG`, when set, overrides `config.level` at start-up.

@@ -19,7 +19,9 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::Span;
 
-use crate::methods::MethodTable;
+use microframework_telemetry::request_fields::{RequestFields, defer_request_fields};
+
+use crate::methods::{MethodTable, Series};
 use crate::request_id::RequestId;
 use crate::status::code_name;
 
@@ -67,14 +69,7 @@ where
         let idx = self.table.resolve(req.uri().path());
         let series = &self.table.series[idx];
         series.started().increment(1);
-        let request_id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
-        let span = tracing::info_span!(
-            "grpc",
-            service = &*series.service,
-            method = &*series.method,
-            request_id,
-            code = tracing::field::Empty,
-        );
+        let span = call_span(series, req.extensions().get::<RequestId>());
         let inner = {
             let _enter = span.enter();
             self.inner.call(req)
@@ -84,6 +79,28 @@ where
             call: Some(Call { table: self.table.clone(), idx, start, span, header_code: None, done: false }),
         }
     }
+}
+
+/// The call's span. Its fields are declared empty and, under the JSON logger, kept as values that
+/// are written only into the lines logged (see `microframework_telemetry::request_fields`);
+/// under any other subscriber they are recorded.
+fn call_span(series: &Series, request_id: Option<&RequestId>) -> Span {
+    use tracing::field::Empty;
+    let span = tracing::info_span!("grpc", service = Empty, method = Empty, request_id = Empty, code = Empty);
+    if span.is_disabled() {
+        return span;
+    }
+    let fields = RequestFields::Grpc {
+        service: series.service.clone(),
+        method: series.method.clone(),
+        request_id: request_id.map(|id| id.0.clone()),
+    };
+    if let Some(fields) = defer_request_fields(&span, fields) {
+        fields.for_each(|name, value| {
+            span.record(name, value);
+        });
+    }
+    span
 }
 
 /// One call being observed; records its outcome once.

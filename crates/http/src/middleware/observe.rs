@@ -176,7 +176,7 @@ impl State {
         if span.is_disabled() {
             return span;
         }
-        let fields = RequestFields {
+        let fields = RequestFields::Http {
             method,
             route: route.clone(),
             uri: req.uri().clone(),
