@@ -65,6 +65,17 @@ impl RequestFields {
             f("request_id", id);
         }
     }
+
+    /// Gives `span` these fields: kept as values under the JSON logger (see
+    /// [`defer_request_fields`]), recorded as ordinary span fields (which the span must declare,
+    /// `Empty`) under any other subscriber.
+    pub fn attach_to(self, span: &Span) {
+        if let Some(fields) = defer_request_fields(span, self) {
+            fields.for_each(|name, value| {
+                span.record(name, value);
+            });
+        }
+    }
 }
 
 /// Stores `fields` in `span`'s extensions when the span's subscriber is the JSON logger that

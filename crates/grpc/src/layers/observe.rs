@@ -19,7 +19,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::Span;
 
-use microframework_telemetry::request_fields::{RequestFields, defer_request_fields};
+use microframework_telemetry::request_fields::RequestFields;
 
 use crate::methods::{MethodTable, Series};
 use crate::request_id::RequestId;
@@ -90,16 +90,12 @@ fn call_span(series: &Series, request_id: Option<&RequestId>) -> Span {
     if span.is_disabled() {
         return span;
     }
-    let fields = RequestFields::Grpc {
+    RequestFields::Grpc {
         service: series.service.clone(),
         method: series.method.clone(),
         request_id: request_id.map(|id| id.0.clone()),
-    };
-    if let Some(fields) = defer_request_fields(&span, fields) {
-        fields.for_each(|name, value| {
-            span.record(name, value);
-        });
     }
+    .attach_to(&span);
     span
 }
 

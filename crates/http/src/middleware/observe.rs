@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 use tracing::Span;
 
 use microframework_telemetry::metrics::names;
-use microframework_telemetry::request_fields::{RequestFields, defer_request_fields};
+use microframework_telemetry::request_fields::RequestFields;
 
 use super::request_id::RequestId;
 
@@ -176,17 +176,13 @@ impl State {
         if span.is_disabled() {
             return span;
         }
-        let fields = RequestFields::Http {
+        RequestFields::Http {
             method,
             route: route.clone(),
             uri: req.uri().clone(),
             request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
-        };
-        if let Some(fields) = defer_request_fields(&span, fields) {
-            fields.for_each(|name, value| {
-                span.record(name, value);
-            });
         }
+        .attach_to(&span);
         if let Some(tid) =
             req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_from_traceparent)
         {
