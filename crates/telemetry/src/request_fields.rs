@@ -2,14 +2,14 @@
 //!
 //! Every HTTP request gets a span whose fields (`method`, `route`, `path`, `request_id`) appear
 //! on each line logged while it is handled, and so does every gRPC call (`service`, `method`,
-//! `request_id`). A span's fields are normally formatted into text
-//! when the span is created, which was the largest part of the span's cost per request
-//! (docs/benchmarks.md, "What the profile says"), although most requests log nothing. With the
-//! JSON logger ([`FlatJson`](crate::logging::FlatJson)) the span declares these fields
-//! empty and carries a [`RequestFields`] value in its extensions instead: a few reference
-//! counts, no formatting, and the JSON formatter writes them into each line as if they were
-//! fields. With any other subscriber (the pretty logger of `dev`, a test's own subscriber)
-//! [`defer_request_fields`] declines and the fields are recorded on the span as usual.
+//! `request_id`). A span's fields are normally formatted into text when the span is created,
+//! which was the largest part of the span's cost per request (docs/benchmarks.md, "What the
+//! profile says"), although most requests log nothing. With the JSON logger
+//! ([`FlatJson`](crate::logging::FlatJson)) the span declares these fields empty and carries a
+//! [`RequestFields`] value in its extensions instead: a few reference counts, no formatting, and
+//! the JSON formatter writes them into each line as if they were fields. With any other
+//! subscriber (the pretty logger of `dev`, a test's own subscriber) [`defer_request_fields`]
+//! declines and the fields are recorded on the span as usual.
 
 use std::sync::Arc;
 
