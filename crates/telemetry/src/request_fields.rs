@@ -5,7 +5,7 @@
 //! `request_id`). A span's fields are normally formatted into text when the span is created,
 //! which was the largest part of the span's cost per request (docs/benchmarks.md, "What the
 //! profile says"), although most requests log nothing. With the JSON logger
-//! ([`FlatJson`](crate::logging::FlatJson)) the span declares these fields empty and carries a
+//! ([`FlatJson`]) the span declares these fields empty and carries a
 //! [`RequestFields`] value in its extensions instead: a few reference counts, no formatting, and
 //! the JSON formatter writes them into each line as if they were fields. With any other
 //! subscriber (the pretty logger of `dev`, a test's own subscriber) [`defer_request_fields`]
@@ -79,7 +79,7 @@ impl RequestFields {
 }
 
 /// Stores `fields` in `span`'s extensions when the span's subscriber is the JSON logger that
-/// [`logging::init`](crate::logging::init) installed, whose [`FlatJson`](crate::logging::FlatJson)
+/// [`logging::init`](crate::logging::init) installed, whose [`FlatJson`]
 /// writes them into every line of the span (and returns `None`); otherwise gives them back, for
 /// the caller to record as ordinary span fields.
 pub fn defer_request_fields(span: &Span, fields: RequestFields) -> Option<RequestFields> {
