@@ -11,7 +11,6 @@
 //! pass with one reservation. `cargo xtask bench profile` measures the difference (the "default
 //! stack" and "service router" rows against the layers alone).
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -97,7 +96,15 @@ where
         };
         let state = match called {
             Ok(fut) => State::Inner { fut, obs, info: Some(info) },
-            Err(err) => State::Panicked { err: Some(err), obs, info: Some(info) },
+            Err(err) => {
+                // Answered and observed at once; the span closes with `obs` here.
+                let _enter = obs.as_ref().map(|o| o.span().enter());
+                let res = panic_response(err);
+                if let Some(o) = obs.as_ref() {
+                    o.end(&res);
+                }
+                State::Panicked { res: Some(res), info: Some(info) }
+            }
         };
         EdgeFuture { state, id, parts: self.parts.clone() }
     }
@@ -117,7 +124,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Inner { #[pin] fut: F, obs: Option<Observation>, info: Option<ReqInfo> },
-        Panicked { err: Option<Box<dyn Any + Send + 'static>>, obs: Option<Observation>, info: Option<ReqInfo> },
+        Panicked { res: Option<Response<Body>>, info: Option<ReqInfo> },
         Collecting { fut: Collecting },
     }
 }
@@ -151,16 +158,9 @@ where
                     };
                     (res, obs.take(), info.take())
                 }
-                StateProj::Panicked { err, obs, info } => {
-                    let res = {
-                        let _enter = obs.as_ref().map(|o| o.span().enter());
-                        let res = panic_response(err.take().unwrap_or_else(|| Box::new("polled after completion")));
-                        if let Some(o) = obs.as_ref() {
-                            o.end(&res);
-                        }
-                        res
-                    };
-                    (res, obs.take(), info.take())
+                StateProj::Panicked { res, info } => {
+                    let res = res.take().unwrap_or_else(|| panic_response(Box::new("polled after completion")));
+                    (res, None, info.take())
                 }
                 StateProj::Collecting { fut } => {
                     let res = std::task::ready!(fut.as_mut().poll(cx));
