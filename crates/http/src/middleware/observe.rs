@@ -139,8 +139,12 @@ impl State {
     fn begin<B>(self: &Arc<Self>, req: &Request<B>) -> Observation {
         let start = Instant::now();
         let (method_idx, method) = method_index(req.method());
-        let matched = req.extensions().get::<MatchedPath>();
-        let route = self.cache.route(matched.map_or(UNMATCHED_ROUTE, MatchedPath::as_str));
+        let route = match req.extensions().get::<MatchedPath>() {
+            Some(matched) => {
+                self.cache.route(matched.as_str(), || crate::config::path_matches(&self.quiet, matched.as_str()))
+            }
+            None => self.cache.route(UNMATCHED_ROUTE, || false),
+        };
         let span = if self.trace { self.span(req, method, &route.name) } else { Span::none() };
         let guard = if self.metrics {
             self.in_flight.increment(1.0);
@@ -148,16 +152,7 @@ impl State {
         } else {
             None
         };
-        Observation {
-            span,
-            start,
-            method_idx,
-            method,
-            matched: matched.is_some(),
-            route,
-            state: self.clone(),
-            _guard: guard,
-        }
+        Observation { span, start, method_idx, method, route, state: self.clone(), _guard: guard }
     }
 
     /// The request's span. Its fields are declared empty and, under the JSON logger, kept as
@@ -206,8 +201,6 @@ pub(crate) struct Observation {
     start: Instant,
     method_idx: u8,
     method: &'static str,
-    /// Whether a route matched (`route` is `unmatched` otherwise).
-    matched: bool,
     route: Arc<RouteEntry>,
     state: Arc<State>,
     _guard: Option<InFlight>,
@@ -228,11 +221,11 @@ impl Observation {
             self.route.record(self.method_idx, self.method, status, elapsed.as_secs_f64());
         }
         let latency_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
-        let quiet = || self.matched && crate::config::path_matches(&self.state.quiet, &self.route.name);
-        if status == 503 && !quiet() {
+        let quiet = self.route.quiet;
+        if status == 503 && !quiet {
             // Overload, draining or a dependency outage: expected, not a bug.
             tracing::warn!(status, latency_ms, "request refused: service unavailable");
-        } else if status >= 500 && !quiet() {
+        } else if status >= 500 && !quiet {
             tracing::error!(status, latency_ms, "request failed");
         } else if self.state.access_log {
             tracing::info!(status, latency_ms, "request completed");
@@ -287,18 +280,21 @@ struct MetricsCache {
 #[derive(Debug)]
 struct RouteEntry {
     name: Arc<str>,
+    /// Whether its failures are logged at debug only (a matched route among the quiet paths).
+    quiet: bool,
     series: RwLock<Vec<Series>>,
 }
 
 impl MetricsCache {
-    fn route(&self, route: &str) -> Arc<RouteEntry> {
+    /// The entry of `route`; `quiet` is asked once, when the entry is made.
+    fn route(&self, route: &str, quiet: impl FnOnce() -> bool) -> Arc<RouteEntry> {
         if let Some(entry) = self.routes.read().unwrap_or_else(|p| p.into_inner()).get(route) {
             return entry.clone();
         }
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(route.into())
-            .or_insert_with(|| Arc::new(RouteEntry { name: route.into(), series: RwLock::default() }))
+            .or_insert_with(|| Arc::new(RouteEntry { name: route.into(), quiet: quiet(), series: RwLock::default() }))
             .clone()
     }
 }
@@ -342,6 +338,18 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_is_decided_once_per_route_and_never_for_unmatched_requests() {
+        let layer = ObserveLayer::new(false, false, false, vec!["*".into()]);
+        let obs = layer.begin(&Request::new(()));
+        assert_eq!(&*obs.route.name, UNMATCHED_ROUTE);
+        assert!(!obs.route.quiet, "a pattern matching every path still leaves unmatched requests loud");
+        let cache = MetricsCache::default();
+        assert!(cache.route("/health/ready", || true).quiet);
+        assert!(cache.route("/health/ready", || unreachable!("asked when the entry is made only")).quiet);
+        assert!(!cache.route("/users", || false).quiet);
+    }
 
     #[test]
     fn parses_traceparent() {
