@@ -72,11 +72,10 @@ pub fn apply_default_stack(router: Router, opts: &StackOptions) -> Router {
     // Request id, security headers, problem details, span and metrics, panic catching: one
     // layer with one future (see `edge`).
     let edge = EdgeLayer::new(EdgeParts {
-        request_id: h.request_id.enabled.then(|| {
-            let header = HeaderName::from_str(&h.request_id.header).unwrap_or(REQUEST_ID_HEADER);
-            // A static name clones without touching the allocator on every request.
-            if header == REQUEST_ID_HEADER { REQUEST_ID_HEADER } else { header }
-        }),
+        request_id: h
+            .request_id
+            .enabled
+            .then(|| request_id::shared_name(HeaderName::from_str(&h.request_id.header).unwrap_or(REQUEST_ID_HEADER))),
         security_headers: h.security_headers.enabled.then(|| SecurityHeadersLayer::new(&h.security_headers)),
         problem: ProblemLayer::new(h.body_limit.enabled.then_some(h.body_limit.max.bytes())),
         observe: (h.trace.enabled || h.metrics.enabled).then(|| {

@@ -19,6 +19,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use microframework_core::REQUEST_ID_HEADER;
 pub use microframework_core::RequestId;
 
 /// Layer that assigns request ids.
@@ -30,10 +31,14 @@ pub struct RequestIdLayer {
 impl RequestIdLayer {
     /// Uses `header` (normally `x-request-id`).
     pub fn new(header: HeaderName) -> Self {
-        // A static name clones without touching the allocator on every request.
-        let header = if header == "x-request-id" { HeaderName::from_static("x-request-id") } else { header };
-        Self { header }
+        Self { header: shared_name(header) }
     }
+}
+
+/// `header`, as the static name when it is `x-request-id`: a static name clones without
+/// touching the allocator on every request.
+pub(crate) fn shared_name(header: HeaderName) -> HeaderName {
+    if header == REQUEST_ID_HEADER { REQUEST_ID_HEADER } else { header }
 }
 
 impl<S> Layer<S> for RequestIdLayer {
