@@ -169,7 +169,8 @@ fn per_resource(template: &str) -> bool {
 ///   wins over the feature's of the same path; neither may collide with the type's).
 /// - `slots/NAME.jinja`: fragments that type and common templates include where they say
 ///   `{% for f in slots["NAME"] %}{% include f %}{% endfor %}` (config sections, Compose services,
-///   ConfigMap entries, Helm values, Cargo dependencies, ...), one per applied layer in canonical
+///   ConfigMap entries, Helm values, Cargo dependencies, the plugin wiring
+///   of `src/generated/mod.rs`, ...), one per applied layer in canonical
 ///   order, the provider's fragment instead of the feature's when both exist. Fragments render
 ///   with the including template's context and are written at their destination's indentation.
 ///
