@@ -10,10 +10,12 @@ mod json_fields;
 pub mod logging;
 pub mod metrics;
 pub mod request_fields;
+pub mod trace_context;
 
 pub use json_fields::JsonSpanFields;
 pub use logging::{LogFormat, LogHandle, LoggingConfig};
 pub use metrics::{Metrics, MetricsConfig};
+pub use trace_context::{TRACEPARENT, TraceContext};
 
 /// An error setting up telemetry.
 #[derive(Debug, thiserror::Error)]

@@ -71,6 +71,17 @@ pub mod names {
     pub const GRPC_DURATION: &str = "grpc_server_handling_seconds";
     /// Histogram: GraphQL operation latency in seconds (recorded by microframework-graphql).
     pub const GRAPHQL_DURATION: &str = "graphql_operation_duration_seconds";
+    /// Counter: messages published, by `topic` and `outcome` (`ok`, `error`; microframework-messaging).
+    pub const MESSAGING_PUBLISHED: &str = "messaging_published_total";
+    /// Counter: deliveries handled, by `topic`, `group` and `outcome` (`ack`, `retry`,
+    /// `dead_letter`, `skipped`).
+    pub const MESSAGING_CONSUMED: &str = "messaging_consumed_total";
+    /// Histogram: handler latency in seconds, by `topic` and `group`.
+    pub const MESSAGING_HANDLER_DURATION: &str = "messaging_handler_duration_seconds";
+    /// Gauge: deliveries being handled, by `topic` and `group`.
+    pub const MESSAGING_IN_FLIGHT: &str = "messaging_in_flight";
+    /// Counter: broker errors (connect, fetch, acknowledge), by `operation`.
+    pub const MESSAGING_ERRORS: &str = "messaging_errors_total";
 }
 
 static HANDLE: OnceLock<Result<(PrometheusHandle, metrics_process::Collector), String>> = OnceLock::new();
@@ -99,6 +110,12 @@ impl Metrics {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(names::GRAPHQL_DURATION.to_owned()), &config.latency_buckets)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(names::MESSAGING_HANDLER_DURATION.to_owned()),
+                        &config.latency_buckets,
+                    )
                 })
                 .map_err(|e| e.to_string())?;
             let handle = builder.install_recorder().map_err(|e| e.to_string())?;

@@ -20,6 +20,7 @@ use tracing::Span;
 
 use microframework_telemetry::metrics::names;
 use microframework_telemetry::request_fields::RequestFields;
+use microframework_telemetry::{TRACEPARENT, TraceContext};
 
 use super::request_id::RequestId;
 
@@ -90,19 +91,7 @@ fn method_index(m: &Method) -> (u8, &'static str) {
 
 /// The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`).
 pub fn trace_id_from_traceparent(value: &str) -> Option<&str> {
-    let mut parts = value.split('-');
-    let version = parts.next()?;
-    let trace_id = parts.next()?;
-    let span_id = parts.next()?;
-    let flags = parts.next()?;
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    (hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && trace_id != "0".repeat(32)
-        && hex(span_id, 16)
-        && hex(flags, 2))
-    .then_some(trace_id)
+    TraceContext::parse(value).map(|_| &value[3..35])
 }
 
 impl<S, B, ResB> Service<Request<B>> for Observe<S>
@@ -178,10 +167,10 @@ impl State {
             request_id: req.extensions().get::<RequestId>().map(|id| id.0.clone()),
         }
         .attach_to(&span);
-        if let Some(tid) =
-            req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_from_traceparent)
-        {
-            span.record("trace_id", tid);
+        // The request's trace context, for the log lines and for messages published while it
+        // is handled (microframework_telemetry::trace_context).
+        if let Some(cx) = req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse) {
+            cx.attach_to(&span);
         }
         span
     }
