@@ -10,6 +10,10 @@ use async_trait::async_trait;
 
 use crate::message::{Message, Outgoing};
 
+/// The header a request carries so that [`Broker::reply`] finds its requester (providers without
+/// a native reply address).
+pub(crate) const REPLY_TO: &str = "mf-reply-to";
+
 /// Why a messaging operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

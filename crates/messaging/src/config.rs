@@ -137,7 +137,8 @@ pub struct NatsConfig {
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
     /// How long a delivery may stay unacknowledged before the server delivers it again (a
-    /// consumer that died mid-message).
+    /// consumer that died mid-message, or fetched messages a drain handed back). Longer than
+    /// `consumer.handler_timeout`.
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
 }
@@ -204,6 +205,16 @@ impl Validate for MessagingConfig {
             "consumer.backoff_multiplier",
             "a number from 1 to 10",
         );
+        if self.provider == "nats" {
+            v.check(
+                self.nats.ack_wait > self.consumer.handler_timeout,
+                "nats.ack_wait",
+                format!(
+                    "a duration above `consumer.handler_timeout` ({:?}), or a slow handler's message is delivered twice",
+                    self.consumer.handler_timeout
+                ),
+            );
+        }
         v.check(self.dead_letter.max_kept >= 1, "dead_letter.max_kept", "a number of at least 1");
     }
 }

@@ -22,6 +22,8 @@ mod dead_letter;
 mod memory;
 mod message;
 mod messaging;
+#[cfg(feature = "nats")]
+mod nats;
 mod plugin;
 mod subscription;
 
@@ -32,13 +34,15 @@ pub use config::{ConsumerConfig, DeadLetterConfig, MessagingConfig, NatsConfig, 
 pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
 pub use memory::MemoryBroker;
 pub use message::{ATTEMPT, Headers, MESSAGE_ID, Message, Outgoing};
-pub use messaging::{ConsumerHandle, Messaging, REDRIVE_FOR};
+pub use messaging::{ConsumerHandle, Messaging, REDRIVE_FOR, REDRIVEN_FROM};
+#[cfg(feature = "nats")]
+pub use nats::NatsBroker;
 pub use plugin::MessagingPlugin;
 pub use subscription::{HandlerError, HandlerResult, Subscription};
 
 /// Whether `provider` is compiled into this build.
 pub(crate) fn provider_compiled(provider: &str) -> bool {
-    provider == "memory"
+    provider == "memory" || (cfg!(feature = "nats") && provider == "nats")
 }
 
 /// The broker `config` names, for messages (URL without its password).
@@ -62,19 +66,25 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Connects to the broker `config` names, within `connect_timeout`.
+/// Connects to the broker `config` names, within `connect_timeout`, as `service` (the name the
+/// broker shows for the connection).
 ///
 /// # Errors
 ///
 /// The provider is not compiled in, or the broker cannot be reached.
-pub async fn connect(config: &MessagingConfig) -> Result<Arc<dyn Broker>, MessagingError> {
+pub async fn connect(config: &MessagingConfig, service: &str) -> Result<Arc<dyn Broker>, MessagingError> {
     let unreachable = |reason: String| MessagingError::Unreachable {
         provider: PROVIDERS.iter().map(|(p, _)| *p).find(|p| *p == config.provider).unwrap_or("unknown"),
         url: config.url.as_deref().map(redact).unwrap_or_default(),
         reason,
     };
     match config.provider.as_str() {
-        "memory" => Ok(Arc::new(MemoryBroker::new())),
+        "memory" => {
+            let _ = service;
+            Ok(Arc::new(MemoryBroker::new()))
+        }
+        #[cfg(feature = "nats")]
+        "nats" => nats::connect(config, service).await,
         other => Err(unreachable(format!("the `{other}` provider is not compiled into this service"))),
     }
 }

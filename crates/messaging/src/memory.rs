@@ -15,11 +15,8 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, Consumer, Delivery, MessagingError, SubscribeSpec};
+use crate::broker::{Broker, Consumer, Delivery, MessagingError, REPLY_TO, SubscribeSpec};
 use crate::message::{Message, Outgoing};
-
-/// The header a request carries so that [`Broker::reply`] finds its requester.
-const REPLY_TO: &str = "mf-reply-to";
 
 /// The in-process broker. Clones share the same topics.
 #[derive(Clone, Default)]

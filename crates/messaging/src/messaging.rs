@@ -29,6 +29,9 @@ use crate::subscription::{Handler, HandlerError, Subscription};
 /// again; the topic's other groups skip it (they handled it the first time).
 pub const REDRIVE_FOR: &str = "mf-redrive-for";
 
+/// The header of a redriven dead letter naming the message id it had.
+pub const REDRIVEN_FROM: &str = "mf-redriven-from";
+
 /// Publishing, request-reply and dead letters of a service. Cloning is cheap; the plugin
 /// provides one (`ctx.require::<Messaging>()`).
 #[derive(Clone)]
@@ -166,7 +169,8 @@ impl Messaging {
 
     /// Publishes the dead letter with message id `id` again, for the group that gave up on it
     /// (the topic's other groups skip it), with its attempts counted from one; `false` when there
-    /// is no such letter.
+    /// is no such letter. The new message has an id of its own (brokers that drop duplicates by
+    /// id would drop it otherwise) and names the letter in [`REDRIVEN_FROM`].
     ///
     /// # Errors
     ///
@@ -179,6 +183,8 @@ impl Messaging {
         let mut message = letter.message.to_outgoing();
         message.headers.remove(ATTEMPT);
         message.headers.remove(REDRIVE_FOR);
+        message.headers.remove(MESSAGE_ID);
+        message.headers.insert(REDRIVEN_FROM.into(), letter.message.id.clone());
         if let Some(group) = &letter.group {
             message.headers.insert(REDRIVE_FOR.into(), group.clone());
         }

@@ -104,11 +104,12 @@ impl Plugin for MessagingPlugin {
     }
 
     /// Connects with the section's settings (at most 5 s), pings and disconnects.
-    fn probe(&self, config: &MessagingConfig, _app: &AppContext) -> Option<Probe> {
+    fn probe(&self, config: &MessagingConfig, app: &AppContext) -> Option<Probe> {
+        let service = app.name().to_owned();
         let mut config = config.clone();
         config.connect_timeout = config.connect_timeout.min(Duration::from_secs(5));
         Some(Box::pin(async move {
-            let broker = crate::connect(&config).await.map_err(|e| e.to_string())?;
+            let broker = crate::connect(&config, &service).await.map_err(|e| e.to_string())?;
             let ping = broker.ping().await;
             broker.close().await;
             ping.map(|()| format!("reached {}", crate::describe(&config))).map_err(|e| e.to_string())
@@ -140,7 +141,8 @@ impl Component for MessagingComponent {
         let messaging = self.messaging.clone();
         let running = self.running.clone();
         let closing = ctx.lifecycle().closing_token();
-        match crate::connect(&config).await {
+        let service = ctx.name().to_owned();
+        match crate::connect(&config, &service).await {
             Ok(broker) => {
                 // Subscribed before the service serves.
                 messaging.connect(broker);
@@ -163,7 +165,7 @@ impl Component for MessagingComponent {
                      (set messaging.required: true to refuse to start instead)"
                 );
                 self.connector = Some(tokio::spawn(async move {
-                    let Some(broker) = keep_connecting(&config, &closing).await else { return };
+                    let Some(broker) = keep_connecting(&config, &service, &closing).await else { return };
                     messaging.connect(broker);
                     if let Err(e) = start_subscriptions(&messaging, subscriptions, &config, &running).await {
                         tracing::error!(error = %e, "a subscription could not start; its messages wait in the broker");
@@ -197,6 +199,7 @@ fn count_error(operation: &'static str) {
 /// Connects until it works (backing off up to 30 s between attempts) or the service closes.
 async fn keep_connecting(
     config: &MessagingConfig,
+    service: &str,
     closing: &tokio_util::sync::CancellationToken,
 ) -> Option<Arc<dyn Broker>> {
     let mut wait = Duration::from_millis(500);
@@ -205,7 +208,7 @@ async fn keep_connecting(
             () = closing.cancelled() => return None,
             () = tokio::time::sleep(wait) => {}
         }
-        match crate::connect(config).await {
+        match crate::connect(config, service).await {
             Ok(broker) => {
                 tracing::info!(broker = %crate::describe(config), "the message broker is reachable again");
                 return Some(broker);

@@ -29,9 +29,9 @@ pub(crate) trait Fixture: Send + Sync + 'static {
     }
 }
 
-/// A name no other case or run uses.
+/// A name no other case or run uses, under `mfc.` (the NATS fixture's stream captures `mfc.>`).
 pub(crate) fn unique(base: &str) -> String {
-    format!("{base}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!("mfc.{base}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 /// Fast retries for tests.
@@ -39,7 +39,7 @@ pub(crate) fn consumer() -> ConsumerConfig {
     ConsumerConfig {
         initial_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
-        handler_timeout: Duration::from_secs(10),
+        handler_timeout: Duration::from_secs(5),
         ..ConsumerConfig::default()
     }
 }
@@ -251,6 +251,7 @@ pub(crate) async fn dead_letter_and_redrive(f: &dyn Fixture) {
     healed.store(1, Ordering::SeqCst);
     assert!(m.redrive(&poison).await.unwrap());
     assert_eq!(collect(&mut rx, 1).await, vec!["poison".to_owned()]);
+    quiet(&mut rx, Duration::from_millis(300)).await;
     assert!(m.dead_letters(Some(&topic), 10).await.unwrap().is_empty());
     assert!(!m.redrive(&poison).await.unwrap(), "a redriven letter is gone");
     handle.drain(Duration::from_secs(5)).await;
