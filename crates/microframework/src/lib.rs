@@ -38,6 +38,8 @@
 //! | `grpc` | no | [`Service::grpc`]: tonic services with health, reflection, auth, metrics |
 //! | `graphql` | no | [`Service::graphql`]: schema at `/graphql`, subscriptions at `/graphql/ws`, offline GraphiQL |
 //! | `ws` | no | [`Service::websocket`]: rooms, broadcast, heartbeats, backpressure, close 1001 on shutdown |
+//! | `messaging` | no | [`messaging`]: publish/subscribe, acks, retries, dead letters; `Service::plugin(MessagingPlugin::new())`; the in-process broker |
+//! | `messaging-nats` | no | NATS JetStream as the broker (`messaging.provider: nats`) |
 //!
 //! ## Configuration
 //!
@@ -104,6 +106,12 @@ pub mod graphql {
 #[cfg(feature = "ws")]
 pub mod ws {
     pub use microframework_ws::*;
+}
+
+/// Messaging: publish/subscribe over the configured broker (feature `messaging`).
+#[cfg(feature = "messaging")]
+pub mod messaging {
+    pub use microframework_messaging::*;
 }
 
 #[cfg(feature = "data")]
