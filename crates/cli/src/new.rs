@@ -49,6 +49,9 @@ pub(crate) struct NewArgs {
     /// Authentication.
     #[arg(long = "with-auth", value_name = "AUTH", value_enum)]
     auth: Option<AuthArg>,
+    /// Messaging: `memory` (in-process) or `nats` (JetStream); see `microframework list features`.
+    #[arg(long = "with-messaging", value_name = "BROKER")]
+    messaging: Option<String>,
     /// The CRUD resource, plural snake_case.
     #[arg(long, default_value = "users")]
     resource: String,
@@ -161,6 +164,11 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         handlers: Vec::new(),
         protobufs: Vec::new(),
         graphql_types: Vec::new(),
+        features: Default::default(),
+    };
+    let options = match &args.messaging {
+        Some(provider) => options.with_layer("messaging", provider).map_err(|e| Failure::usage(e.to_string()))?,
+        None => options,
     };
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 

@@ -89,8 +89,12 @@ const VARIANTS: [Variant; 7] = [
     ),
     ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"], &[]),
     ("svc-mysql", &["--with-database=mysql", "--resource=orders"], &[]),
-    ("svc-memory-jwt", &["--with-database=none"], &[&["add", "auth", "--provider", "jwt"]]),
-    ("svc-ws-sqlite-jwt", &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"], &[]),
+    ("svc-memory-jwt", &["--with-database=none", "--with-messaging=memory"], &[&["add", "auth", "--provider", "jwt"]]),
+    (
+        "svc-ws-sqlite-jwt",
+        &["--type=websocket", "--with-database=sqlite", "--with-auth=jwt"],
+        &[&["add", "messaging", "--provider", "nats"]],
+    ),
     (
         "svc-grpc-postgres-jwt",
         &["--type=grpc", "--with-database=none"],

@@ -143,6 +143,29 @@ pub const FEATURE_LAYERS: &[Feature] = &[
         }],
         config_section: "auth",
     },
+    Feature {
+        name: "messaging",
+        description: "messaging: publish/subscribe with acks, retries, dead letters and trace propagation; an example consumer in src/events.rs",
+        providers: &[
+            Provider {
+                name: "memory",
+                description: "the in-process broker (one process; for development and tests)",
+                cargo_features: &["messaging"],
+                testing_features: &[],
+                secrets: &[],
+                compose_vars: &[],
+            },
+            Provider {
+                name: "nats",
+                description: "NATS JetStream",
+                cargo_features: &["messaging-nats"],
+                testing_features: &[],
+                secrets: &[],
+                compose_vars: &[],
+            },
+        ],
+        config_section: "messaging",
+    },
 ];
 
 /// The feature called `name`, or an error listing the features there are.
@@ -170,7 +193,8 @@ impl Options {
         match feature {
             "database" if self.database != DatabaseKind::None => Some(self.database.as_str()),
             "auth" if self.auth != AuthKind::None => Some(self.auth.as_str()),
-            _ => None,
+            "database" | "auth" => None,
+            other => self::feature(other).ok()?.provider(self.features.get(other)?).map(|p| p.name),
         }
     }
 
@@ -220,7 +244,9 @@ impl Options {
                     .find(|a| a.as_str() == provider)
                     .ok_or_else(|| GenError::UnknownFeature(format!("unknown auth `{provider}`")))?;
             }
-            other => return Err(GenError::UnknownFeature(format!("the {other} feature has no option"))),
+            other => {
+                out.features.insert(other.to_owned(), provider.to_owned());
+            }
         }
         Ok(out)
     }

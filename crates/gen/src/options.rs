@@ -209,6 +209,10 @@ pub struct Options {
     /// GraphQL types added by `microframework generate graphql` (GraphQL), in the order added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub graphql_types: Vec<String>,
+    /// The provider of each other feature layer (`messaging = "nats"`): features that add to a
+    /// service without changing the code its type generates, so they need no option of their own.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub features: std::collections::BTreeMap<String, String>,
 }
 
 /// A CRUD resource added after `new` by `microframework generate resource`.
@@ -257,6 +261,7 @@ impl Options {
             handlers: Vec::new(),
             protobufs: Vec::new(),
             graphql_types: Vec::new(),
+            features: std::collections::BTreeMap::new(),
         }
     }
 
