@@ -27,6 +27,8 @@ pub struct HealthCheck {
     name: String,
     kind: CheckKind,
     timeout: Duration,
+    /// Whether a failure fails the report (see [`HealthCheck::non_critical`]).
+    critical: bool,
     check: CheckFn,
 }
 
@@ -60,7 +62,20 @@ impl HealthCheck {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        Self { name: name.into(), kind, timeout: Duration::from_secs(2), check: Arc::new(move || Box::pin(check())) }
+        Self {
+            name: name.into(),
+            kind,
+            timeout: Duration::from_secs(2),
+            critical: true,
+            check: Arc::new(move || Box::pin(check())),
+        }
+    }
+
+    /// Makes the check informative: when it fails it reports [`CheckStatus::Degraded`] with its
+    /// error, and the report stays up. For dependencies the service works without (a cache).
+    pub fn non_critical(mut self) -> Self {
+        self.critical = false;
+        self
     }
 
     /// Sets how long the check may take before it counts as failed.
@@ -78,16 +93,17 @@ impl HealthCheck {
         let start = Instant::now();
         let outcome = tokio::time::timeout(self.timeout, (self.check)()).await;
         let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let failed = if self.critical { CheckStatus::Down } else { CheckStatus::Degraded };
         let (status, error) = match outcome {
             Ok(Ok(())) => (CheckStatus::Up, None),
-            Ok(Err(e)) => (CheckStatus::Down, Some(e)),
-            Err(_) => (CheckStatus::Down, Some(format!("timed out after {:?}", self.timeout))),
+            Ok(Err(e)) => (failed, Some(e)),
+            Err(_) => (failed, Some(format!("timed out after {:?}", self.timeout))),
         };
         CheckResult { name: self.name.clone(), status, latency_ms: (latency_ms * 1000.0).round() / 1000.0, error }
     }
 }
 
-/// Up or down.
+/// Up, down, or (for a non-critical check) degraded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
@@ -95,6 +111,9 @@ pub enum CheckStatus {
     Up,
     /// Unhealthy.
     Down,
+    /// A non-critical check failed ([`HealthCheck::non_critical`]): the service works without
+    /// it, worse (a cache outage: every read goes to the database). Does not fail the report.
+    Degraded,
 }
 
 /// The outcome of one check.
@@ -165,16 +184,16 @@ impl HealthRegistry {
     /// service is still alive.
     pub async fn liveness(&self, lifecycle: &Lifecycle) -> HealthReport {
         let checks = Self::run_all(self.of_kind(CheckKind::Liveness)).await;
-        let up = checks.iter().all(|c| c.status == CheckStatus::Up);
+        let up = checks.iter().all(|c| c.status != CheckStatus::Down);
         HealthReport { status: if up { CheckStatus::Up } else { CheckStatus::Down }, state: lifecycle.state(), checks }
     }
 
     /// Runs the readiness checks concurrently. The report is down unless the state is
-    /// [`ServiceState::Ready`] and every check is up.
+    /// [`ServiceState::Ready`] and no check is down (degraded ones are reported, and allowed).
     pub async fn readiness(&self, lifecycle: &Lifecycle) -> HealthReport {
         let checks = Self::run_all(self.of_kind(CheckKind::Readiness)).await;
         let state = lifecycle.state();
-        let up = state == ServiceState::Ready && checks.iter().all(|c| c.status == CheckStatus::Up);
+        let up = state == ServiceState::Ready && checks.iter().all(|c| c.status != CheckStatus::Down);
         HealthReport { status: if up { CheckStatus::Up } else { CheckStatus::Down }, state, checks }
     }
 }
@@ -202,6 +221,19 @@ mod tests {
         assert_eq!(report.state, ServiceState::Draining);
         assert!(!report.is_up());
         assert!(reg.liveness(&lc).await.is_up(), "draining is still alive");
+    }
+
+    #[tokio::test]
+    async fn a_failing_non_critical_check_degrades_without_failing_readiness() {
+        let lc = Lifecycle::new();
+        lc.set_state(ServiceState::Ready);
+        let reg = HealthRegistry::new();
+        reg.register(HealthCheck::readiness("cache", || async { Err("connection refused".to_owned()) }).non_critical());
+        let report = reg.readiness(&lc).await;
+        assert!(report.is_up());
+        assert_eq!(report.checks[0].status, CheckStatus::Degraded);
+        assert_eq!(report.checks[0].error.as_deref(), Some("connection refused"));
+        assert_eq!(serde_json::to_value(report.checks[0].status).unwrap(), "degraded");
     }
 
     #[tokio::test]
