@@ -40,6 +40,8 @@
 //! | `ws` | no | [`Service::websocket`]: rooms, broadcast, heartbeats, backpressure, close 1001 on shutdown |
 //! | `messaging` | no | [`messaging`]: publish/subscribe, acks, retries, dead letters; `Service::plugin(MessagingPlugin::new())`; the in-process broker |
 //! | `messaging-nats` | no | NATS JetStream as the broker (`messaging.provider: nats`) |
+//! | `cache` | no | [`cache`]: get-or-load with single flight, negative caching, metrics, never failing a request; `CachePlugin`; in memory |
+//! | `cache-redis` | no | Redis as the cache store (`cache.provider: redis`) |
 //!
 //! ## Configuration
 //!
@@ -112,6 +114,12 @@ pub mod ws {
 #[cfg(feature = "messaging")]
 pub mod messaging {
     pub use microframework_messaging::*;
+}
+
+/// Caching over memory or Redis (feature `cache`).
+#[cfg(feature = "cache")]
+pub mod cache {
+    pub use microframework_cache::*;
 }
 
 #[cfg(feature = "data")]
