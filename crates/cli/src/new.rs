@@ -52,6 +52,9 @@ pub(crate) struct NewArgs {
     /// Messaging: `memory` (in-process) or `nats` (JetStream); see `microframework list features`.
     #[arg(long = "with-messaging", value_name = "BROKER")]
     messaging: Option<String>,
+    /// Cache: `memory` (in-process) or `redis`; see `microframework list features`.
+    #[arg(long = "with-cache", value_name = "STORE")]
+    cache: Option<String>,
     /// The CRUD resource, plural snake_case.
     #[arg(long, default_value = "users")]
     resource: String,
@@ -166,10 +169,12 @@ pub(crate) fn run(mut args: NewArgs) -> Result<(), Failure> {
         graphql_types: Vec::new(),
         features: Default::default(),
     };
-    let options = match &args.messaging {
-        Some(provider) => options.with_layer("messaging", provider).map_err(|e| Failure::usage(e.to_string()))?,
-        None => options,
-    };
+    let mut options = options;
+    for (feature, provider) in [("messaging", &args.messaging), ("cache", &args.cache)] {
+        if let Some(provider) = provider {
+            options = options.with_layer(feature, provider).map_err(|e| Failure::usage(e.to_string()))?;
+        }
+    }
     let project = render(&options).map_err(|e| Failure::usage(e.to_string()))?;
 
     if args.dry_run {

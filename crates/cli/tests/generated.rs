@@ -85,9 +85,13 @@ const VARIANTS: [Variant; 7] = [
     (
         "svc-sqlite",
         &["--with-database=sqlite"],
-        &[&["generate", "resource", "orders"], &["generate", "handler", "daily_report"]],
+        &[
+            &["generate", "resource", "orders"],
+            &["generate", "handler", "daily_report"],
+            &["add", "cache", "--provider", "memory"],
+        ],
     ),
-    ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt"], &[]),
+    ("svc-postgres-jwt", &["--with-database=postgres", "--with-auth=jwt", "--with-cache=redis"], &[]),
     ("svc-mysql", &["--with-database=mysql", "--resource=orders"], &[]),
     ("svc-memory-jwt", &["--with-database=none", "--with-messaging=memory"], &[&["add", "auth", "--provider", "jwt"]]),
     (

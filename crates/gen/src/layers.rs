@@ -166,6 +166,29 @@ pub const FEATURE_LAYERS: &[Feature] = &[
         ],
         config_section: "messaging",
     },
+    Feature {
+        name: "cache",
+        description: "cache: get-or-load with single flight, negative caching and metrics; an outage never fails a request",
+        providers: &[
+            Provider {
+                name: "memory",
+                description: "in-process (moka), per replica",
+                cargo_features: &["cache"],
+                testing_features: &[],
+                secrets: &[],
+                compose_vars: &[],
+            },
+            Provider {
+                name: "redis",
+                description: "Redis, shared by the replicas",
+                cargo_features: &["cache-redis"],
+                testing_features: &[],
+                secrets: &[],
+                compose_vars: &[],
+            },
+        ],
+        config_section: "cache",
+    },
 ];
 
 /// The feature called `name`, or an error listing the features there are.
