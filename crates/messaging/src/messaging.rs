@@ -267,7 +267,7 @@ impl Drop for ConsumerHandle {
 }
 
 /// Gives `message` an id and a trace context unless it has them.
-fn prepare(mut message: Outgoing) -> Outgoing {
+pub(crate) fn prepare(mut message: Outgoing) -> Outgoing {
     if !message.headers.contains_key(MESSAGE_ID) {
         message.headers.insert(MESSAGE_ID.into(), uuid::Uuid::now_v7().to_string());
     }
@@ -412,8 +412,9 @@ impl Runner {
         histogram!(names::MESSAGING_HANDLER_DURATION, &labels).record(started.elapsed().as_secs_f64());
         in_flight.decrement(1.0);
 
-        let _enter = span.enter();
-        let outcome_label = match outcome {
+        // Settling logs inside the message's span (instrumented: a span entered across an
+        // await would stay entered on the thread while the task sleeps).
+        let outcome_label = async { match outcome {
             Ok(()) => {
                 settle(delivery.ack().await, &message, "ack");
                 "ack"
@@ -446,7 +447,9 @@ impl Runner {
                 settle(delivery.nack(delay).await, &message, "nack");
                 "retry"
             }
-        };
+        } }
+        .instrument(span)
+        .await;
         counter!(
             names::MESSAGING_CONSUMED,
             &[("topic", topic.clone()), ("group", group.clone()), ("outcome", outcome_label.to_owned())]
