@@ -43,6 +43,23 @@ pub struct MessagingConfig {
     pub dead_letter: DeadLetterConfig,
     /// NATS settings (`provider: nats`).
     pub nats: NatsConfig,
+    /// The transactional outbox's relay (with `MessagingPlugin::outbox`).
+    pub outbox: OutboxConfig,
+}
+
+/// The outbox relay (`messaging.outbox`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// How often the relay looks for committed messages when the last round found none.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self { poll_interval: Duration::from_millis(200) }
+    }
 }
 
 impl Default for MessagingConfig {
@@ -56,6 +73,7 @@ impl Default for MessagingConfig {
             consumer: ConsumerConfig::default(),
             dead_letter: DeadLetterConfig::default(),
             nats: NatsConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -185,6 +203,7 @@ impl Validate for MessagingConfig {
             ("consumer.handler_timeout", self.consumer.handler_timeout),
             ("nats.max_age", self.nats.max_age),
             ("nats.ack_wait", self.nats.ack_wait),
+            ("outbox.poll_interval", self.outbox.poll_interval),
         ] {
             v.check(!value.is_zero(), key, "a duration above zero, such as 5s");
         }

@@ -12,6 +12,9 @@
 //! - [`MessagingPlugin`]: the `messaging` config section, connection at start-up (or in the
 //!   background, with readiness failing until the broker answers), and draining on shutdown.
 //!
+//! - `outbox` (features `sqlite`, `postgres`, `mysql`): messages written in the SQL transaction
+//!   of the data they are about, relayed after the commit.
+//!
 //! Providers implement [`Broker`]: `memory` (in-process, the default) and `nats` (JetStream,
 //! feature `nats`). See `docs/messaging.md`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -24,13 +27,15 @@ mod message;
 mod messaging;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub mod outbox;
 mod plugin;
 mod subscription;
 
 use std::sync::Arc;
 
 pub use broker::{Broker, Consumer, Delivery, MessagingError, SubscribeSpec};
-pub use config::{ConsumerConfig, DeadLetterConfig, MessagingConfig, NatsConfig, PROVIDERS};
+pub use config::{ConsumerConfig, DeadLetterConfig, MessagingConfig, NatsConfig, OutboxConfig, PROVIDERS};
 pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
 pub use memory::MemoryBroker;
 pub use message::{ATTEMPT, Headers, MESSAGE_ID, Message, Outgoing};

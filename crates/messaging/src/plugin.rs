@@ -33,6 +33,7 @@ type SubscriptionBuilder = Box<dyn FnOnce(&AppContext) -> Result<Subscription, B
 pub struct MessagingPlugin {
     subscriptions: Vec<SubscriptionBuilder>,
     dead_letters: Option<Arc<dyn DeadLetterStore>>,
+    outbox: bool,
 }
 
 impl std::fmt::Debug for MessagingPlugin {
@@ -57,6 +58,15 @@ impl MessagingPlugin {
         self
     }
 
+    /// Relays the transactional outbox (`microframework_messaging::outbox`) of the service's
+    /// database: the plugin then depends on the `database` plugin, creates the table `mf_outbox`
+    /// at start-up, and publishes what committed transactions wrote there.
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    pub fn outbox(mut self) -> Self {
+        self.outbox = true;
+        self
+    }
+
     /// Keeps dead letters in `store` instead of the process's memory.
     pub fn dead_letters(mut self, store: Arc<dyn DeadLetterStore>) -> Self {
         self.dead_letters = Some(store);
@@ -73,6 +83,10 @@ impl Plugin for MessagingPlugin {
 
     fn section(&self) -> Option<&str> {
         Some("messaging")
+    }
+
+    fn dependencies(&self) -> Vec<String> {
+        if self.outbox { vec!["database".to_owned()] } else { Vec::new() }
     }
 
     fn build(self, config: MessagingConfig, cx: &mut PluginContext<'_>) -> Result<(), BoxError> {
@@ -99,6 +113,8 @@ impl Plugin for MessagingPlugin {
             builders: std::sync::Mutex::new(self.subscriptions),
             running: Arc::new(Mutex::new(Vec::new())),
             connector: None,
+            outbox: self.outbox,
+            relay: None,
         });
         Ok(())
     }
@@ -124,6 +140,9 @@ struct MessagingComponent {
     builders: std::sync::Mutex<Vec<SubscriptionBuilder>>,
     running: Arc<Mutex<Vec<ConsumerHandle>>>,
     connector: Option<tokio::task::JoinHandle<()>>,
+    /// Whether to relay the outbox, and the relay once started.
+    outbox: bool,
+    relay: Option<(tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
 #[async_trait]
@@ -138,6 +157,9 @@ impl Component for MessagingComponent {
         let builders = std::mem::take(self.builders.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner));
         let subscriptions = builders.into_iter().map(|build| build(ctx)).collect::<Result<Vec<_>, _>>()?;
 
+        if self.outbox {
+            self.relay = Some(start_relay(ctx, &self.messaging, &config).await?);
+        }
         let messaging = self.messaging.clone();
         let running = self.running.clone();
         let closing = ctx.lifecycle().closing_token();
@@ -180,9 +202,14 @@ impl Component for MessagingComponent {
 
     async fn stop(&mut self, ctx: &AppContext) -> Result<(), BoxError> {
         let shutdown: ShutdownConfig = ctx.config().section("shutdown").unwrap_or_default();
-        drain(&self.running, shutdown.component_timeout.mul_f64(0.8)).await;
+        drain(&self.running, shutdown.component_timeout.mul_f64(0.7)).await;
         if let Some(task) = self.connector.take() {
             task.abort();
+        }
+        // The relay finishes its round (what it published is deleted), then stops.
+        if let Some((stop, task)) = self.relay.take() {
+            stop.cancel();
+            let _ = tokio::time::timeout(shutdown.component_timeout.mul_f64(0.2), task).await;
         }
         if let Ok(broker) = self.messaging.broker() {
             broker.close().await;
@@ -243,4 +270,27 @@ async fn drain(running: &Mutex<Vec<ConsumerHandle>>, deadline: Duration) {
     let mut running = running.lock().await;
     let handles = std::mem::take(&mut *running);
     futures_util::future::join_all(handles.into_iter().map(|h| h.drain(deadline))).await;
+}
+
+/// Creates the outbox table and starts the relay.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+async fn start_relay(
+    ctx: &AppContext,
+    messaging: &Messaging,
+    config: &MessagingConfig,
+) -> Result<(tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>), BoxError> {
+    let db = ctx.require::<microframework_data::Database>()?;
+    crate::outbox::create_table(&db).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(crate::outbox::run_relay(db, messaging.clone(), config.outbox.poll_interval, stop.clone()));
+    Ok((stop, task))
+}
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+async fn start_relay(
+    _ctx: &AppContext,
+    _messaging: &Messaging,
+    _config: &MessagingConfig,
+) -> Result<(tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>), BoxError> {
+    Err("the outbox needs a database feature (sqlite, postgres or mysql) of microframework-messaging".into())
 }

@@ -165,3 +165,61 @@ async fn bad_messaging_config_names_the_key() {
         assert!(text.contains(key) && text.contains(expected), "{yaml}: {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_relays_what_a_request_committed() {
+    use microframework::data::{Database, Migrations};
+    use microframework::messaging::outbox;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let topic = topic();
+    let sub_topic = topic.clone();
+    let service = Service::new("outbox-it")
+        .database(Migrations::new())
+        .plugin(MessagingPlugin::new().outbox().subscribe(move |_ctx| {
+            Ok(Subscription::new(sub_topic, move |msg: Message| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(String::from_utf8_lossy(&msg.payload).into_owned());
+                    Ok(())
+                }
+            }))
+        }))
+        .router(move |ctx| {
+            let db = ctx.require::<Database>()?;
+            Ok(Router::new()
+                .route(
+                    "/write/{commit}",
+                    post(
+                        |State((db, topic)): State<(Database, String)>,
+                         microframework::axum::extract::Path(commit): microframework::axum::extract::Path<bool>,
+                         body: String| async move {
+                            let pool = db.sqlite().expect("SQLite");
+                            let mut tx = pool.begin().await.expect("begin");
+                            outbox::enqueue(&mut *tx, microframework::messaging::Outgoing::new(topic, body))
+                                .await
+                                .expect("enqueue");
+                            if commit {
+                                tx.commit().await.expect("commit")
+                            } else {
+                                tx.rollback().await.expect("rollback")
+                            }
+                            "ok"
+                        },
+                    ),
+                )
+                .with_state((db, topic)))
+        });
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::builder(service)
+        .database_url(format!("sqlite://{}/outbox.db?mode=rwc", dir.path().display()))
+        .spawn()
+        .await;
+    assert_eq!(app.client().post(app.url("/write/false")).body("rolled back").send().await.unwrap().status(), 200);
+    assert_eq!(app.client().post(app.url("/write/true")).body("committed").send().await.unwrap().status(), 200);
+    assert_eq!(next(&mut rx).await, "committed");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv()).await.is_err(),
+        "the rolled-back message never comes"
+    );
+    app.shutdown().await;
+}
