@@ -104,7 +104,7 @@ impl Messaging {
         let id = message.headers.get(MESSAGE_ID).cloned().unwrap_or_default();
         let topic = message.topic.clone();
         let outcome = broker.publish(message).await;
-        record_publish(&topic, outcome.is_ok(), 1);
+        record_publish(&topic, outcome.is_ok());
         outcome.map(|()| id)
     }
 
@@ -130,7 +130,7 @@ impl Messaging {
         let topics: Vec<String> = messages.iter().map(|m| m.topic.clone()).collect();
         let outcome = broker.publish_batch(messages).await;
         for topic in &topics {
-            record_publish(topic, outcome.is_ok(), 1);
+            record_publish(topic, outcome.is_ok());
         }
         outcome.map(|()| ids)
     }
@@ -278,9 +278,9 @@ pub(crate) fn prepare(mut message: Outgoing) -> Outgoing {
     message
 }
 
-fn record_publish(topic: &str, ok: bool, n: u64) {
+fn record_publish(topic: &str, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
-    counter!(names::MESSAGING_PUBLISHED, "topic" => topic.to_owned(), "outcome" => outcome).increment(n);
+    counter!(names::MESSAGING_PUBLISHED, "topic" => topic.to_owned(), "outcome" => outcome).increment(1);
 }
 
 /// One subscription's fetch loop and lanes.
@@ -376,11 +376,7 @@ impl Runner {
         {
             // A redriven dead letter of another group of this topic: this one handled it already.
             settle(delivery.ack().await, &message, "ack");
-            counter!(
-                names::MESSAGING_CONSUMED,
-                &[("topic", topic.clone()), ("group", group.clone()), ("outcome", "skipped".to_owned())]
-            )
-            .increment(1);
+            self.count_consumed("skipped");
             return;
         }
         let span = tracing::info_span!(
@@ -450,11 +446,14 @@ impl Runner {
         } }
         .instrument(span)
         .await;
-        counter!(
-            names::MESSAGING_CONSUMED,
-            &[("topic", topic.clone()), ("group", group.clone()), ("outcome", outcome_label.to_owned())]
-        )
-        .increment(1);
+        self.count_consumed(outcome_label);
+    }
+
+    /// Counts a settled delivery in `messaging_consumed_total`.
+    fn count_consumed(&self, outcome: &'static str) {
+        let labels =
+            [("topic", self.spec.topic.clone()), ("group", self.group_label.clone()), ("outcome", outcome.to_owned())];
+        counter!(names::MESSAGING_CONSUMED, &labels).increment(1);
     }
 
     /// The backoff after `attempt` failed, with ±20 % jitter.
